@@ -1,0 +1,172 @@
+"""One suppress operation over every selected layer.
+
+:func:`plan_layers` decides, once and statically, which path each selected layer takes;
+:func:`suppress_operation` then runs the operation as a pure function of arrays. Both the
+optax transformation and ``compat_mindspore`` call these, so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from supjax.layers import (
+    DOCUMENTED_LARGE_LAYER_SIZE,
+    REFERENCE_LARGE_LAYER_SIZE,
+    LayerRule,
+    SelectedLayer,
+)
+from supjax.rules import (
+    exact_operation,
+    ceil_in_dtype,
+    large_operation,
+    large_operation_reference,
+)
+
+__all__ = [
+    "GIVE_UP_MAGNITUDE",
+    "LayerPlan",
+    "OperationResult",
+    "plan_layers",
+    "suppress_operation",
+]
+
+GIVE_UP_MAGNITUDE = 0.02  # the operation is skipped while the first parameter is this small
+HUGE_LAYER_SIZE = 10 * 10000 * 10000  # above this the reference cuts a layer into parts
+MAX_PARTS = 16
+
+Path = Literal["exact", "large", "large_reference"]
+
+
+class LayerPlan(NamedTuple):
+    """Static facts about one selected layer: which path it takes and how."""
+
+    path_name: str
+    size: int
+    rule: LayerRule
+    method: Path
+    parts: int
+    is_first_parameter: bool
+
+
+def _parts_for(size: int) -> int:
+    parts, part_size = 1, size
+    while part_size > HUGE_LAYER_SIZE and part_size % 2 == 0 and parts < MAX_PARTS:
+        parts, part_size = parts * 2, part_size // 2
+    return parts
+
+
+def plan_layers(
+    selected: Sequence[SelectedLayer],
+    reference_parity: bool = False,
+    large_layer_size: int | None = None,
+) -> tuple[LayerPlan, ...]:
+    """Choose each layer's path: exact below ``large_layer_size``, large above it.
+
+    ``large_layer_size`` defaults to the documented 100000, or MindArmour's 10000 under
+    ``reference_parity`` (where, as in the reference, the network's first parameter always
+    takes the exact path).
+
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plan_layers([SelectedLayer("w", 0, 200_000, LayerRule("w"))])[0].method
+    'large'
+    """
+    if large_layer_size is None:
+        large_layer_size = REFERENCE_LARGE_LAYER_SIZE if reference_parity else DOCUMENTED_LARGE_LAYER_SIZE
+    plans = []
+    for layer in selected:
+        first = layer.leaf_index == 0
+        large = layer.size > large_layer_size and not (reference_parity and first)
+        if not large:
+            method: Path = "exact"
+        else:
+            method = "large_reference" if reference_parity else "large"
+        parts = _parts_for(layer.size) if method == "large_reference" else 1
+        plans.append(LayerPlan(layer.path, layer.size, layer.rule, method, parts, first))
+    return tuple(plans)
+
+
+class OperationResult(NamedTuple):
+    """New keep-masks, corrections and recorded counts of every selected layer."""
+
+    keep: tuple[jax.Array, ...]
+    delta: tuple[jax.Array, ...]
+    counts: jax.Array  # int32[L], the recorded suppressed count per layer
+    nonfinite: jax.Array  # bool[L], layers skipped because they held NaN or Inf
+    applied: jax.Array  # bool, False when the whole operation gave up
+
+
+def _run_layer(plan: LayerPlan, w, keep, stop, last_count, key, parity: bool):
+    """One layer, skipped (no change, no correction) when its rules say so."""
+    finite = jnp.all(jnp.isfinite(w))
+    if plan.method == "large_reference":
+        runnable = (stop > 0) & (stop >= last_count + plan.parts)
+    else:
+        runnable = stop > 0
+    safe_stop = jnp.maximum(stop, 1)
+
+    def run(_):
+        if plan.method == "exact":
+            out = exact_operation(w, keep, safe_stop, key, plan.rule, parity)
+            return out.keep, out.delta, out.count
+        if plan.method == "large":
+            out = large_operation(w, keep, safe_stop)
+            return out.keep, out.delta, out.count
+        out, done = large_operation_reference(w, keep, safe_stop, last_count, plan.parts)
+        return out.keep, out.delta, jnp.where(done, out.count, last_count)
+
+    def skip(_):
+        return keep, jnp.zeros_like(w), last_count
+
+    new_keep, delta, count = jax.lax.cond(runnable & finite, run, skip, None)
+    return new_keep, delta, count, ~finite & runnable
+
+
+def suppress_operation(
+    plans: Sequence[LayerPlan],
+    weights: Sequence[jax.Array],
+    keeps: Sequence[jax.Array],
+    counts: jax.Array,
+    stops: jax.Array,
+    key: jax.Array,
+    reference_parity: bool = False,
+) -> OperationResult:
+    """One suppress operation: every selected layer, given how many weights each must lose.
+
+    ``stops[i]`` is layer ``i``'s stop count (:func:`supjax.schedule.stop_count`),
+    ``counts[i]`` its previously recorded suppressed count. A layer holding NaN or Inf is
+    skipped and flagged. The whole operation gives up (nothing changes) when the network's
+    first parameter is selected, has a positive stop count and ``max|w| < 0.02``.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plans = plan_layers([SelectedLayer("w", 1, 4, LayerRule("w"))])
+    >>> res = suppress_operation(plans, [jnp.array([0.3, -0.1, 0.1, 0.2])], [jnp.ones(4, bool)],
+    ...                          jnp.zeros(1, jnp.int32), jnp.array([2]), jax.random.PRNGKey(0))
+    >>> res.keep[0].tolist(), res.counts.tolist()
+    ([True, False, False, True], [2])
+    """
+    keys = jax.random.split(key, len(plans))
+    stops = jnp.asarray(stops, jnp.int32)
+    counts = jnp.asarray(counts, jnp.int32)
+    results = [
+        _run_layer(plan, w, k, stops[i], counts[i], keys[i], reference_parity)
+        for i, (plan, w, k) in enumerate(zip(plans, weights, keeps))
+    ]
+    new_keep = tuple(r[0] for r in results)
+    delta = tuple(r[1] for r in results)
+    new_counts = jnp.stack([r[2] for r in results]).astype(jnp.int32)
+    nonfinite = jnp.stack([r[3] for r in results])
+
+    applied = jnp.asarray(True)
+    if plans and plans[0].is_first_parameter:
+        w0 = weights[0]
+        too_small = jnp.max(jnp.abs(w0)) < ceil_in_dtype(GIVE_UP_MAGNITUDE, w0.dtype)
+        applied = ~((stops[0] > 0) & too_small)
+    new_keep = tuple(jnp.where(applied, nk, k) for nk, k in zip(new_keep, keeps))
+    delta = tuple(jnp.where(applied, d, jnp.zeros_like(d)) for d in delta)
+    new_counts = jnp.where(applied, new_counts, counts)
+    nonfinite = nonfinite & applied
+    return OperationResult(new_keep, delta, new_counts, nonfinite, applied)

@@ -1,0 +1,238 @@
+"""One suppress operation on one layer (SPEC.md section 4), vectorized.
+
+Each function takes a layer's weights ``w``, its keep-mask (``True`` = kept) and the number
+of weights to suppress (``stop``, a traced int32 >= 1), and returns a
+:class:`LayerOutcome`: the new keep-mask, the correction ``delta`` (how far each weight must
+move: the next step lands on ``w - delta``; zero where nothing is corrected) and the count
+to record. Nothing here loops over elements in Python.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from supjax.layers import LayerRule
+from supjax.select import kth_smallest
+
+__all__ = [
+    "LOWER_BOUND",
+    "NOISE_THRESHOLD",
+    "NOISE_VOLUME",
+    "LayerOutcome",
+    "ceil_in_dtype",
+    "floor_in_dtype",
+    "exact_operation",
+    "large_operation",
+    "large_operation_reference",
+]
+
+LOWER_BOUND = 0.005  # kept weights are pulled out to at least this magnitude
+NOISE_THRESHOLD = 0.5  # kept weights above this magnitude get noise
+NOISE_VOLUME = 0.1  # noise is U(-NOISE_VOLUME, NOISE_VOLUME)
+
+
+class LayerOutcome(NamedTuple):
+    """Result of one operation on one layer (arrays shaped like the layer)."""
+
+    keep: jax.Array
+    delta: jax.Array
+    count: jax.Array
+
+
+def floor_in_dtype(value: float, dtype) -> np.ndarray:
+    """Largest number of ``dtype`` that is ``<= value`` (``value >= 0``).
+
+    With it, ``x > value`` computed in ``dtype`` equals the float64 comparison exactly.
+
+    >>> float(floor_in_dtype(0.005, np.float32)) <= 0.005
+    True
+    """
+    rounded = np.asarray(value, dtype=dtype)
+    if float(rounded) > value:
+        bits = rounded.view(np.dtype(f"uint{rounded.dtype.itemsize * 8}"))
+        rounded = (bits - 1).astype(bits.dtype).view(rounded.dtype)
+    return rounded
+
+
+def ceil_in_dtype(value: float, dtype) -> np.ndarray:
+    """Smallest number of ``dtype`` that is ``>= value`` (``value >= 0``).
+
+    With it, ``x < value`` computed in ``dtype`` equals the float64 comparison exactly.
+
+    >>> float(ceil_in_dtype(0.02, np.float32)) >= 0.02
+    True
+    """
+    rounded = np.asarray(value, dtype=dtype)
+    if float(rounded) < value:
+        bits = rounded.view(np.dtype(f"uint{rounded.dtype.itemsize * 8}"))
+        rounded = (bits + 1).astype(bits.dtype).view(rounded.dtype)
+    return rounded
+
+
+def _exclusive_count(flags: jax.Array) -> jax.Array:
+    """Number of ``True`` strictly before each position (index order)."""
+    as_int = flags.astype(jnp.int32)
+    return jnp.cumsum(as_int) - as_int
+
+
+def _first_in_order(flags: jax.Array, budget: jax.Array) -> jax.Array:
+    """``flags`` restricted to its first ``budget`` set positions in index order."""
+    total = jnp.sum(flags, dtype=jnp.int32)
+    return jax.lax.cond(
+        total <= budget,
+        lambda f: f,
+        lambda f: f & (_exclusive_count(f) < budget),
+        flags,
+    )
+
+
+def _newly_suppressed(a, prev, thd, stop, limit, parity: bool):
+    """Kept weights that this operation suppresses.
+
+    Default: all ``a < thd``, then ties at ``thd`` in index order, so that exactly ``stop``
+    are suppressed in all. ``parity``: the reference's rule, ``a <= thd`` while the prefix
+    count of (suppressed or ``a <= thd``) is below ``limit``.
+    """
+    if parity:
+        low = a <= thd
+        total = jnp.sum(prev | low, dtype=jnp.int32)
+        taken = jax.lax.cond(
+            total <= limit,
+            lambda: low,
+            lambda: low & (_exclusive_count(prev | low) < limit),
+        )
+        return taken & ~prev
+    below = (a < thd) & ~prev
+    ties = (a == thd) & ~prev
+    budget = stop - jnp.sum(prev | below, dtype=jnp.int32)
+    return below | _first_in_order(ties, budget)
+
+
+def _sign_of(w: jax.Array) -> jax.Array:
+    """+1 for ``w > 0``, -1 otherwise (a zero weight takes the negative target)."""
+    return jnp.where(w > 0, jnp.ones_like(w), -jnp.ones_like(w))
+
+
+def exact_operation(
+    w: jax.Array,
+    keep: jax.Array,
+    stop: jax.Array,
+    key: jax.Array,
+    rule: LayerRule,
+    parity: bool,
+) -> LayerOutcome:
+    """The exact path: suppress, lower-pull, lower-clip, upper-clip and noise.
+
+    >>> import jax.numpy as jnp, jax
+    >>> w = jnp.array([0.3, -0.001, 0.002, 2.0, -0.8])
+    >>> out = exact_operation(w, jnp.ones(5, bool), jnp.int32(2), jax.random.PRNGKey(0),
+    ...                       LayerRule("w"), parity=False)
+    >>> out.keep.tolist(), (w - out.delta).tolist()
+    ([True, False, False, True, True], [0.30000001192092896, 0.0, 0.0, 1.2000000476837158, -0.800000011920929])
+    """
+    shape, dtype = w.shape, w.dtype
+    flat = w.reshape(-1)
+    a = jnp.abs(flat)
+    prev = ~keep.reshape(-1)
+    n = flat.size
+    thd = kth_smallest(a, stop)
+    limit = jnp.minimum(jnp.int32(n - rule.min_num), stop)
+    suppressed = prev | _newly_suppressed(a, prev, thd, stop, limit, parity)
+
+    sign = _sign_of(flat)
+    low = (a <= thd) & ~suppressed
+    pulled_to = sign * jnp.minimum(thd, jnp.asarray(LOWER_BOUND, dtype))
+    rest = ~suppressed & ~low
+    lower_clip = rest & (a <= floor_in_dtype(LOWER_BOUND, dtype)) & (
+        thd > floor_in_dtype(LOWER_BOUND * 0.5, dtype)
+    ) if rule.is_lower_clip else jnp.zeros_like(rest)
+    rest = rest & ~lower_clip
+    ub = rule.effective_upper_bound
+    upper_clip = rest & (a > floor_in_dtype(ub, dtype))
+    rest = rest & ~upper_clip
+    if rule.is_add_noise:
+        noise = jax.random.uniform(key, flat.shape, jnp.float32, -NOISE_VOLUME, NOISE_VOLUME).astype(dtype)
+        noise = jnp.where(rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype)), noise, 0)
+    else:
+        noise = jnp.zeros_like(flat)
+
+    delta = jnp.where(suppressed, flat, noise)
+    delta = jnp.where(low, flat - pulled_to, delta)
+    delta = jnp.where(lower_clip, flat - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
+    delta = jnp.where(upper_clip, flat - sign * jnp.asarray(ub, dtype), delta)
+    count = jnp.sum(suppressed, dtype=jnp.int32)
+    return LayerOutcome(keep=~suppressed.reshape(shape), delta=delta.reshape(shape), count=count)
+
+
+def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutcome:
+    """The large-layer path by default: suppress exactly ``stop`` weights, no clip or noise.
+
+    >>> import jax.numpy as jnp
+    >>> out = large_operation(jnp.array([0.3, -0.1, 0.1, 0.2]), jnp.ones(4, bool), jnp.int32(2))
+    >>> out.keep.tolist(), int(out.count)
+    ([True, False, False, True], 2)
+    """
+    flat = w.reshape(-1)
+    a = jnp.abs(flat)
+    prev = ~keep.reshape(-1)
+    thd = kth_smallest(a, stop)
+    suppressed = prev | _newly_suppressed(a, prev, thd, stop, stop, parity=False)
+    delta = jnp.where(suppressed, flat, jnp.zeros_like(flat))
+    return LayerOutcome(
+        keep=~suppressed.reshape(w.shape),
+        delta=delta.reshape(w.shape),
+        count=jnp.sum(suppressed, dtype=jnp.int32),
+    )
+
+
+def large_operation_reference(
+    w: jax.Array, keep: jax.Array, stop: jax.Array, last_count: jax.Array, parts: int
+) -> tuple[LayerOutcome, jax.Array]:
+    """MindArmour 2.0.0's large-layer path (``update_mask_layer_approximity``), bit for bit.
+
+    The layer is cut into ``parts`` equal parts; in each, the ``k``-th smallest distinct
+    magnitude of the kept weights (all magnitudes while nothing was recorded yet) is a
+    candidate threshold; the counted candidates are averaged and every ``|w| <= thd`` is
+    suppressed. Returns the outcome and whether anything was counted (else nothing changes).
+    This path sorts each part: it is for parity, not speed.
+
+    >>> import jax.numpy as jnp
+    >>> out, done = large_operation_reference(jnp.array([0.3, -0.1, 0.1, 0.2]),
+    ...     jnp.ones(4, bool), jnp.int32(2), jnp.int32(0), parts=1)
+    >>> out.keep.tolist(), bool(done)
+    ([True, False, False, True], True)
+    """
+    flat = w.reshape(-1)
+    a = jnp.abs(flat).reshape(parts, -1)
+    kept = keep.reshape(parts, -1)
+    init = last_count <= 0
+    k = jnp.maximum(0, (stop - last_count) // parts)
+    ordered = jnp.sort(jnp.where(init | kept, a, jnp.inf), axis=1)
+    n_valid = jnp.sum(init | kept, axis=1, dtype=jnp.int32)
+
+    def per_part(row, valid):
+        in_range = jnp.arange(row.shape[0]) < valid
+        first = jnp.concatenate([jnp.ones((1,), bool), row[1:] != row[:-1]]) & in_range
+        rank = jnp.cumsum(first.astype(jnp.int32))
+        available = jnp.where(init, valid, jnp.sum(first, dtype=jnp.int32))
+        real_k = jnp.minimum(k, available - 1)
+        value_all = row[jnp.clip(real_k - 1, 0, row.shape[0] - 1)]
+        value_distinct = row[jnp.argmax(first & (rank == real_k))]
+        value = jnp.where(init, value_all, value_distinct)
+        return value, (real_k > 0) & ((value > 0) | init)
+
+    values, counted = jax.vmap(per_part)(ordered, n_valid)
+    n_counted = jnp.sum(counted, dtype=jnp.int32)
+    thd = jnp.sum(jnp.where(counted, values, 0).astype(jnp.float32)) / jnp.maximum(n_counted, 1)
+    thd = thd.astype(w.dtype)
+    new_keep = jnp.abs(flat) > thd
+    done = n_counted > 0
+    new_keep = jnp.where(done, new_keep, keep.reshape(-1))
+    delta = jnp.where(done & ~new_keep, flat, jnp.zeros_like(flat))
+    count = jnp.sum(~new_keep, dtype=jnp.int32)
+    outcome = LayerOutcome(new_keep.reshape(w.shape), delta.reshape(w.shape), count)
+    return outcome, done

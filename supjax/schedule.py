@@ -1,0 +1,218 @@
+"""When suppress operations happen and which sparsity each one aims at.
+
+The schedule follows MindArmour 2.0.0 step for step (SPEC.md section 2): steps are counted
+from 1, an operation happens whenever ``interval = all_steps / mask_times`` steps have
+passed since the previous one, plus one extra operation two steps before the end of the
+last epoch, and the target sparsity grows along a cubic curve from ``sparse_start`` to
+``sparse_end``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from supjax._checks import check_int, check_real
+
+__all__ = [
+    "ScheduleState",
+    "SuppressSchedule",
+    "advance_schedule",
+    "next_sparsity",
+    "stop_count",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class SuppressSchedule:
+    """Static description of a suppression schedule, in optimizer steps (1-based).
+
+    Args:
+      start_step: first step of the suppression window.
+      end_step: last step of the suppression window (``>= start_step``).
+      mask_times: number of suppress operations spread over the window.
+      sparse_start: sparsity at the first operation, ``0 <= sparse_start < sparse_end``.
+      sparse_end: sparsity reached at the end, ``sparse_end < 1``.
+      final_step: step of the extra end-of-training operation, or ``None``.
+
+    >>> s = SuppressSchedule.from_epochs(start_epoch=3, end_epoch=10, batch_num=20, mask_times=10)
+    >>> (s.start_step, s.end_step, s.final_step, s.interval)
+    (41, 200, 198, 16.0)
+    """
+
+    start_step: int
+    end_step: int
+    mask_times: int
+    sparse_start: float = 0.0
+    sparse_end: float = 0.9
+    final_step: int | None = None
+
+    def __post_init__(self) -> None:
+        check_int("start_step", self.start_step, low=1)
+        check_int("end_step", self.end_step, low=self.start_step)
+        check_int("mask_times", self.mask_times, low=1)
+        check_real("sparse_end", self.sparse_end, low=0.0, high=1.0, low_open=True, high_open=True)
+        check_real("sparse_start", self.sparse_start, low=0.0, high=self.sparse_end, high_open=True)
+        if self.final_step is not None:
+            check_int("final_step", self.final_step, low=1)
+        object.__setattr__(self, "sparse_start", float(self.sparse_start))
+        object.__setattr__(self, "sparse_end", float(self.sparse_end))
+
+    @classmethod
+    def from_epochs(
+        cls,
+        start_epoch: int,
+        end_epoch: int,
+        batch_num: int,
+        mask_times: int,
+        sparse_start: float = 0.0,
+        sparse_end: float = 0.9,
+    ) -> "SuppressSchedule":
+        """The reference's epoch-based schedule (``SuppressPrivacyFactory.create`` arguments).
+
+        ``0 < start_epoch <= end_epoch``; the extra operation falls on step ``batch_num - 2``
+        of ``end_epoch`` (there is none when ``batch_num < 3``).
+
+        >>> SuppressSchedule.from_epochs(1, 2, 10, 4).all_steps
+        20
+        """
+        start_epoch = check_int("start_epoch", start_epoch, low=1)
+        end_epoch = check_int("end_epoch", end_epoch, low=start_epoch)
+        batch_num = check_int("batch_num", batch_num, low=1)
+        final = (end_epoch - 1) * batch_num + batch_num - 2 if batch_num >= 3 else None
+        return cls(
+            start_step=(start_epoch - 1) * batch_num + 1,
+            end_step=end_epoch * batch_num,
+            mask_times=mask_times,
+            sparse_start=sparse_start,
+            sparse_end=sparse_end,
+            final_step=final,
+        )
+
+    @classmethod
+    def from_steps(
+        cls,
+        start_step: int,
+        end_step: int,
+        mask_times: int,
+        sparse_start: float = 0.0,
+        sparse_end: float = 0.9,
+    ) -> "SuppressSchedule":
+        """A schedule over plain step numbers, with no extra end-of-training operation.
+
+        >>> SuppressSchedule.from_steps(100, 1099, 100, sparse_end=0.95).interval
+        10.0
+        """
+        return cls(start_step, end_step, mask_times, sparse_start, sparse_end, None)
+
+    @property
+    def all_steps(self) -> int:
+        """Steps in the suppression window (the reference's ``mask_all_steps``)."""
+        return self.end_step - self.start_step + 1
+
+    @property
+    def interval(self) -> float:
+        """Steps between two operations, ``all_steps / mask_times`` (a float)."""
+        return self.all_steps / self.mask_times
+
+    @property
+    def min_gap(self) -> int:
+        """Smallest whole number of steps ``g`` with ``g >= interval``.
+
+        ``cur - prev >= interval`` holds for whole steps exactly when ``cur - prev >= min_gap``.
+        """
+        return -(-self.all_steps // self.mask_times)
+
+    def sparsity_table(self) -> np.ndarray:
+        """Target sparsity for ``cur_step - start_step = 0 .. all_steps`` (float64, monotone).
+
+        >>> t = SuppressSchedule.from_steps(1, 10, 5, sparse_end=0.5).sparsity_table()
+        >>> (float(t[0]), float(t[-1]))
+        (0.0, 0.5)
+        """
+        values = [next_sparsity(self, cur_step=self.start_step + d, start_step=self.start_step)
+                  for d in range(self.all_steps + 1)]
+        return np.maximum.accumulate(np.asarray(values, dtype=np.float64))
+
+
+def next_sparsity(
+    schedule: SuppressSchedule,
+    cur_step: int,
+    start_step: int,
+    previous: float = 0.0,
+    target_sparse: float = 0.0,
+) -> float:
+    """Target sparsity of an operation at ``cur_step`` (Python float64, as the reference).
+
+    ``s = end + (start - end) * (1 - (cur_step - start_step) / all_steps) ** 3``, replaced by
+    ``target_sparse`` when that is positive, then kept monotone and capped:
+    ``max(sparse_start, max(previous, min(s, sparse_end)))``.
+
+    >>> sched = SuppressSchedule.from_steps(1, 100, 10, sparse_end=0.9)
+    >>> round(next_sparsity(sched, cur_step=51, start_step=1), 4)
+    0.7875
+    """
+    if target_sparse > 0.0:
+        s = float(target_sparse)
+    else:
+        frac = 1.0 - (cur_step + 0.0 - start_step) / schedule.all_steps
+        s = schedule.sparse_end + (schedule.sparse_start - schedule.sparse_end) * math.pow(frac, 3)
+    return max(schedule.sparse_start, max(previous, min(s, schedule.sparse_end)))
+
+
+def stop_count(size: int, min_num: int, sparsity: float) -> int:
+    """How many of ``size`` weights an operation at ``sparsity`` suppresses.
+
+    ``int(size * min(1 - min(min_num, size) / size, sparsity))``; ``min_num = -1`` sets no
+    lower limit on the weights left.
+
+    >>> stop_count(100, -1, 0.5), stop_count(100, 80, 0.5)
+    (50, 20)
+    """
+    floor = 1.0 - min(min_num, size) / size
+    return int(size * min(floor, sparsity))
+
+
+class ScheduleState(NamedTuple):
+    """The schedule's bookkeeping: whether suppression started, where, and the last operation."""
+
+    started: object
+    start_step: object
+    prev_step: object
+
+
+def advance_schedule(
+    state: ScheduleState,
+    cur_step,
+    in_window,
+    is_final_step,
+    min_gap: int,
+) -> tuple[ScheduleState, object]:
+    """One ``update_status`` of the reference, as a pure function of arrays.
+
+    Called after step ``cur_step``; ``in_window`` says whether that step's epoch lies in
+    ``[start_epoch, end_epoch]``, ``is_final_step`` whether it is the extra end-of-training
+    step. Returns the new state and whether a suppress operation happens now. Works on
+    Python numbers and on traced arrays alike.
+
+    >>> st = ScheduleState(False, 0, 0)
+    >>> st, do_op = advance_schedule(st, 41, True, False, min_gap=16)
+    >>> bool(st.started), int(st.start_step), bool(do_op)
+    (True, 41, True)
+    """
+    started = jnp.asarray(state.started, dtype=bool)
+    active = jnp.asarray(in_window, dtype=bool) | started
+    start_step = jnp.where(active & ~started, cur_step, state.start_step)
+    due = (jnp.asarray(cur_step) - state.prev_step) >= min_gap
+    do_op = active & (due | jnp.asarray(is_final_step, dtype=bool))
+    prev_step = jnp.where(do_op, cur_step, state.prev_step)
+    new = ScheduleState(
+        started=active,
+        start_step=jnp.asarray(start_step, jnp.int32),
+        prev_step=jnp.asarray(prev_step, jnp.int32),
+    )
+    return new, do_op

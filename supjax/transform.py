@@ -1,0 +1,310 @@
+"""Suppress Privacy as an optax gradient transformation.
+
+Two placements share one implementation:
+
+* :func:`suppress` goes last in ``optax.chain(<any optimizer>, suppress(...))``. It edits
+  the final updates ``u`` so that suppressed weights become and stay exactly 0 and clipped
+  or noised weights land on their targets: ``u' = mask * u - (w - target)`` on the step
+  right after an operation, ``u' = mask * u`` otherwise.
+* :func:`suppress_gradients` goes right before ``optax.sgd(learning_rate)`` and produces
+  MindArmour's gradient ``g' = add + g * mask`` with ``add = (w - target) / learning_rate``,
+  for bit-level parity with the reference.
+
+An operation decided after step ``t`` (MindArmour's ``step_end``) is computed from the
+weights after step ``t`` at the start of update ``t + 1``, which is where the reference
+applies its corrections too.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from supjax._checks import check_bool, check_int, check_real
+from supjax.layers import LayerRule, _check_rules, select_layers
+from supjax.operation import LayerPlan, plan_layers, suppress_operation
+from supjax.schedule import ScheduleState, SuppressSchedule, advance_schedule, stop_count
+
+__all__ = [
+    "SuppressState",
+    "find_suppress_state",
+    "suppress",
+    "suppress_gradients",
+]
+
+
+class SuppressState(NamedTuple):
+    """State of the suppress transformation (a pytree of arrays).
+
+    Attributes:
+      count: optimizer steps done so far (int32).
+      keep_masks: one bool keep-mask per selected layer (``True`` = kept), in leaf order.
+      suppressed: recorded suppressed count per selected layer (int32[L]).
+      sparsity: current target sparsity (float32).
+      started: whether suppression has started (bool).
+      start_step: step at which it started (int32).
+      prev_step: step of the previous operation (int32).
+      operations: number of operations done (int32).
+      nonfinite_skips: per layer, operations skipped because the layer held NaN/Inf (int32[L]).
+      key: PRNG key for the noise (uint32[2]).
+    """
+
+    count: jax.Array
+    keep_masks: tuple[jax.Array, ...]
+    suppressed: jax.Array
+    sparsity: jax.Array
+    started: jax.Array
+    start_step: jax.Array
+    prev_step: jax.Array
+    operations: jax.Array
+    nonfinite_skips: jax.Array
+    key: jax.Array
+
+
+@functools.lru_cache(maxsize=32)
+def _tables(schedule: SuppressSchedule, sizes: tuple[int, ...], min_nums: tuple[int, ...]):
+    """Target sparsity (float32) and per-layer stop counts (int32) for every step offset.
+
+    Computed once on the host in float64, exactly as the reference computes them, so
+    the stop counts match it bit for bit; indexed by ``cur_step - start_step``.
+    """
+    sparsity = schedule.sparsity_table()
+    stops = np.array(
+        [[stop_count(n, m, float(s)) for n, m in zip(sizes, min_nums)] for s in sparsity],
+        dtype=np.int32,
+    ).reshape(len(sparsity), len(sizes))
+    return sparsity.astype(np.float32), stops
+
+
+def _check_structure(updates: Any, params: Any, state: SuppressState, plans) -> None:
+    if params is None:
+        raise ValueError(
+            "the suppress transformation needs params: call update(updates, state, params)"
+        )
+    up_def = jax.tree_util.tree_structure(updates)
+    par_def = jax.tree_util.tree_structure(params)
+    if up_def != par_def:
+        raise ValueError(
+            f"updates and params must have the same structure, got {up_def} and {par_def}"
+        )
+    if not isinstance(state, SuppressState):
+        raise TypeError(f"state must be a SuppressState, got {type(state).__name__}")
+    if len(state.keep_masks) != len(plans):
+        raise ValueError(
+            f"params select {len(plans)} layers but the state was built for "
+            f"{len(state.keep_masks)}: pass params with the structure used at init"
+        )
+    leaves = jax.tree_util.tree_leaves(params)
+    for plan, mask in zip(plans, state.keep_masks):
+        leaf = leaves[plan_leaf_index(plan, params)]
+        if tuple(leaf.shape) != tuple(mask.shape):
+            raise ValueError(
+                f"layer {plan.path_name!r} has shape {tuple(leaf.shape)} but the state's mask "
+                f"has shape {tuple(mask.shape)}: pass params with the structure used at init"
+            )
+
+
+def plan_leaf_index(plan: LayerPlan, params: Any) -> int:
+    """Index of a planned layer among the leaves of ``params``."""
+    return _leaf_indices(params)[plan.path_name]
+
+
+def _leaf_indices(params: Any) -> dict[str, int]:
+    from supjax.layers import leaf_path
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    return {leaf_path(p): i for i, (p, _) in enumerate(flat)}
+
+
+def _make(
+    layers: Sequence[LayerRule],
+    schedule: SuppressSchedule,
+    seed: int,
+    reference_parity: bool,
+    large_layer_size: int | None,
+    combine: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+) -> optax.GradientTransformationExtraArgs:
+    rules = _check_rules(layers)
+    if not isinstance(schedule, SuppressSchedule):
+        raise TypeError(f"schedule must be a SuppressSchedule, got {type(schedule).__name__}")
+    seed = check_int("seed", seed)
+    check_bool("reference_parity", reference_parity)
+    if large_layer_size is not None:
+        check_int("large_layer_size", large_layer_size, low=1)
+
+    def plans_for(params: Any) -> tuple[LayerPlan, ...]:
+        return plan_layers(select_layers(params, rules), reference_parity, large_layer_size)
+
+    def init_fn(params: Any) -> SuppressState:
+        plans = plans_for(params)
+        leaves = jax.tree_util.tree_leaves(params)
+        index = _leaf_indices(params)
+        masks = tuple(jnp.ones_like(leaves[index[p.path_name]], dtype=bool) for p in plans)
+        n = len(plans)
+        return SuppressState(
+            count=jnp.zeros([], jnp.int32),
+            keep_masks=masks,
+            suppressed=jnp.zeros([n], jnp.int32),
+            sparsity=jnp.zeros([], jnp.float32),
+            started=jnp.zeros([], bool),
+            start_step=jnp.zeros([], jnp.int32),
+            prev_step=jnp.zeros([], jnp.int32),
+            operations=jnp.zeros([], jnp.int32),
+            nonfinite_skips=jnp.zeros([n], jnp.int32),
+            key=jax.random.PRNGKey(seed),
+        )
+
+    def update_fn(updates: Any, state: SuppressState, params: Any = None, **extra_args: Any):
+        del extra_args
+        plans = plans_for(params) if params is not None else ()
+        _check_structure(updates, params, state, plans)
+        index = _leaf_indices(params)
+        positions = [index[p.path_name] for p in plans]
+        weights = [jax.tree_util.tree_leaves(params)[i] for i in positions]
+        u_leaves, treedef = jax.tree_util.tree_flatten(updates)
+        selected_u = [u_leaves[i] for i in positions]
+
+        sparsity_table, stop_table = _tables(
+            schedule, tuple(p.size for p in plans), tuple(p.rule.min_num for p in plans)
+        )
+        cur = state.count  # the last completed step; its step_end happens now
+        has_step = cur >= 1
+        in_window = has_step & (cur >= schedule.start_step) & (cur <= schedule.end_step)
+        final = schedule.final_step if schedule.final_step is not None else -1
+        sched, do_op = advance_schedule(
+            ScheduleState(state.started, state.start_step, state.prev_step),
+            cur, in_window, has_step & (cur == final), schedule.min_gap,
+        )
+        offset = jnp.clip(cur - sched.start_step, 0, schedule.all_steps)
+        target = jnp.maximum(state.sparsity, jnp.asarray(sparsity_table)[offset])
+        stops = jnp.asarray(stop_table)[offset]
+        op_key, next_key = jax.random.split(state.key)
+
+        def operate(_):
+            result = suppress_operation(
+                plans, weights, state.keep_masks, state.suppressed, stops, op_key, reference_parity
+            )
+            new_u = tuple(combine(u, k, d) for u, k, d in zip(selected_u, result.keep, result.delta))
+            skips = state.nonfinite_skips + result.nonfinite.astype(jnp.int32)
+            return new_u, result.keep, result.counts, skips
+
+        def hold(_):
+            new_u = tuple(combine(u, k, None) for u, k in zip(selected_u, state.keep_masks))
+            return new_u, state.keep_masks, state.suppressed, state.nonfinite_skips
+
+        new_u, keeps, counts, skips = jax.lax.cond(do_op, operate, hold, None)
+        for i, u in zip(positions, new_u):
+            u_leaves[i] = u
+        new_state = SuppressState(
+            count=cur + 1,
+            keep_masks=keeps,
+            suppressed=counts,
+            sparsity=jnp.where(do_op, target, state.sparsity).astype(jnp.float32),
+            started=sched.started,
+            start_step=sched.start_step,
+            prev_step=sched.prev_step,
+            operations=state.operations + do_op.astype(jnp.int32),
+            nonfinite_skips=skips,
+            key=jnp.where(do_op, next_key, state.key),
+        )
+        return jax.tree_util.tree_unflatten(treedef, u_leaves), new_state
+
+    return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def _after_optimizer(u: jax.Array, keep: jax.Array, delta: jax.Array | None) -> jax.Array:
+    masked = jnp.where(keep, u, jnp.zeros_like(u))
+    return masked if delta is None else masked - delta.astype(u.dtype)
+
+
+def suppress(
+    layers: Sequence[LayerRule],
+    schedule: SuppressSchedule,
+    *,
+    seed: int = 0,
+    reference_parity: bool = False,
+    large_layer_size: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """Suppress Privacy for any optimizer; place it last in an ``optax.chain``.
+
+    Args:
+      layers: :class:`~supjax.layers.LayerRule` per suppressed layer (or glob of layers).
+      schedule: when operations happen and the sparsity they aim at.
+      seed: seed of the PRNG key for the noise.
+      reference_parity: reproduce MindArmour 2.0.0 exactly (its 10000-parameter large-layer
+        threshold and its prefix-count tie rule) instead of the documented behaviour.
+      large_layer_size: override the size above which a layer takes the large-layer path.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from supjax import LayerRule, SuppressSchedule
+    >>> params = {"w": jnp.linspace(-1.0, 1.0, 20)}
+    >>> tx = optax.chain(optax.adam(1e-3), suppress([LayerRule("w")],
+    ...                  SuppressSchedule.from_steps(1, 4, 4, sparse_end=0.5)))
+    >>> state = tx.init(params)
+    >>> for _ in range(6):
+    ...     updates, state = tx.update(jax.tree.map(jnp.ones_like, params), state, params)
+    ...     params = optax.apply_updates(params, updates)
+    >>> int((params["w"] == 0).sum())
+    10
+    """
+    return _make(layers, schedule, seed, reference_parity, large_layer_size, _after_optimizer)
+
+
+def suppress_gradients(
+    layers: Sequence[LayerRule],
+    schedule: SuppressSchedule,
+    learning_rate: float,
+    *,
+    seed: int = 0,
+    reference_parity: bool = False,
+    large_layer_size: int | None = None,
+) -> optax.GradientTransformationExtraArgs:
+    """MindArmour's gradient form ``g' = add + g * mask``; place it right before ``optax.sgd``.
+
+    Only exact with plain SGD at ``learning_rate`` (as in the reference); use :func:`suppress`
+    for any other optimizer.
+
+    >>> import jax.numpy as jnp, optax
+    >>> from supjax import LayerRule, SuppressSchedule
+    >>> tx = optax.chain(suppress_gradients([LayerRule("w")],
+    ...                  SuppressSchedule.from_steps(1, 4, 4, sparse_end=0.5), 0.05), optax.sgd(0.05))
+    >>> params = {"w": jnp.linspace(-1.0, 1.0, 20)}
+    >>> state = tx.init(params)
+    >>> for _ in range(6):
+    ...     updates, state = tx.update(jax.tree.map(jnp.zeros_like, params), state, params)
+    ...     params = optax.apply_updates(params, updates)
+    >>> int((params["w"] == 0).sum())
+    10
+    """
+    learning_rate = check_real("learning_rate", learning_rate, low=0.0, low_open=True)
+
+    def reference_form(g: jax.Array, keep: jax.Array, delta: jax.Array | None) -> jax.Array:
+        masked = jnp.where(keep, g, jnp.zeros_like(g))
+        if delta is None:
+            return masked
+        return delta.astype(g.dtype) / jnp.asarray(learning_rate, g.dtype) + masked
+
+    return _make(layers, schedule, seed, reference_parity, large_layer_size, reference_form)
+
+
+def find_suppress_state(opt_state: Any) -> SuppressState:
+    """The :class:`SuppressState` inside an optimizer state (for example an ``optax.chain``'s).
+
+    >>> import jax.numpy as jnp, optax
+    >>> from supjax import LayerRule, SuppressSchedule
+    >>> tx = optax.chain(optax.sgd(0.1), suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)))
+    >>> int(find_suppress_state(tx.init({"w": jnp.ones(4)})).count)
+    0
+    """
+    found = [
+        s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, SuppressState))
+        if isinstance(s, SuppressState)
+    ]
+    if len(found) != 1:
+        raise ValueError(f"opt_state must hold exactly one SuppressState, found {len(found)}")
+    return found[0]
