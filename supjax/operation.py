@@ -94,6 +94,7 @@ class OperationResult(NamedTuple):
     keep: tuple[jax.Array, ...]
     delta: tuple[jax.Array, ...]
     counts: jax.Array  # int32[L], the recorded suppressed count per layer
+    thresholds: jax.Array  # float32[L], each layer's magnitude threshold (0 where skipped)
     nonfinite: jax.Array  # bool[L], layers skipped because they held NaN or Inf
     applied: jax.Array  # bool, False when the whole operation gave up
 
@@ -110,18 +111,18 @@ def _run_layer(plan: LayerPlan, w, keep, stop, last_count, key, parity: bool):
     def run(_):
         if plan.method == "exact":
             out = exact_operation(w, keep, safe_stop, key, plan.rule, parity)
-            return out.keep, out.delta, out.count
-        if plan.method == "large":
+        elif plan.method == "large":
             out = large_operation(w, keep, safe_stop)
-            return out.keep, out.delta, out.count
-        out, done = large_operation_reference(w, keep, safe_stop, last_count, plan.parts)
-        return out.keep, out.delta, jnp.where(done, out.count, last_count)
+        else:
+            out, done = large_operation_reference(w, keep, safe_stop, last_count, plan.parts)
+            out = out._replace(count=jnp.where(done, out.count, last_count))
+        return out.keep, out.delta, out.count, out.threshold.astype(jnp.float32)
 
     def skip(_):
-        return keep, jnp.zeros_like(w), last_count
+        return keep, jnp.zeros_like(w), last_count, jnp.float32(0)
 
-    new_keep, delta, count = jax.lax.cond(runnable & finite, run, skip, None)
-    return new_keep, delta, count, ~finite & runnable
+    new_keep, delta, count, thd = jax.lax.cond(runnable & finite, run, skip, None)
+    return new_keep, delta, count, thd, ~finite & runnable
 
 
 def suppress_operation(
@@ -158,7 +159,8 @@ def suppress_operation(
     new_keep = tuple(r[0] for r in results)
     delta = tuple(r[1] for r in results)
     new_counts = jnp.stack([r[2] for r in results]).astype(jnp.int32)
-    nonfinite = jnp.stack([r[3] for r in results])
+    thresholds = jnp.stack([r[3] for r in results])
+    nonfinite = jnp.stack([r[4] for r in results])
 
     applied = jnp.asarray(True)
     if plans and plans[0].is_first_parameter:
@@ -169,4 +171,4 @@ def suppress_operation(
     delta = tuple(jnp.where(applied, d, jnp.zeros_like(d)) for d in delta)
     new_counts = jnp.where(applied, new_counts, counts)
     nonfinite = nonfinite & applied
-    return OperationResult(new_keep, delta, new_counts, nonfinite, applied)
+    return OperationResult(new_keep, delta, new_counts, thresholds, nonfinite, applied)

@@ -41,6 +41,7 @@ class LayerOutcome(NamedTuple):
     keep: jax.Array
     delta: jax.Array
     count: jax.Array
+    threshold: jax.Array
 
 
 def floor_in_dtype(value: float, dtype) -> np.ndarray:
@@ -124,8 +125,12 @@ def exact_operation(
     key: jax.Array,
     rule: LayerRule,
     parity: bool,
+    threshold: jax.Array | None = None,
 ) -> LayerOutcome:
     """The exact path: suppress, lower-pull, lower-clip, upper-clip and noise.
+
+    ``threshold`` defaults to the ``stop``-th smallest magnitude (what the schedule does);
+    MindArmour's ``update_mask_layer`` lets a caller pass its own.
 
     >>> import jax.numpy as jnp, jax
     >>> w = jnp.array([0.3, -0.001, 0.002, 2.0, -0.8])
@@ -139,7 +144,7 @@ def exact_operation(
     a = jnp.abs(flat)
     prev = ~keep.reshape(-1)
     n = flat.size
-    thd = kth_smallest(a, stop)
+    thd = kth_smallest(a, stop) if threshold is None else jnp.asarray(threshold, dtype)
     limit = jnp.minimum(jnp.int32(n - rule.min_num), stop)
     suppressed = prev | _newly_suppressed(a, prev, thd, stop, limit, parity)
 
@@ -165,7 +170,7 @@ def exact_operation(
     delta = jnp.where(lower_clip, flat - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
     delta = jnp.where(upper_clip, flat - sign * jnp.asarray(ub, dtype), delta)
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(keep=~suppressed.reshape(shape), delta=delta.reshape(shape), count=count)
+    return LayerOutcome(~suppressed.reshape(shape), delta.reshape(shape), count, thd)
 
 
 def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutcome:
@@ -182,11 +187,8 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     thd = kth_smallest(a, stop)
     suppressed = prev | _newly_suppressed(a, prev, thd, stop, stop, parity=False)
     delta = jnp.where(suppressed, flat, jnp.zeros_like(flat))
-    return LayerOutcome(
-        keep=~suppressed.reshape(w.shape),
-        delta=delta.reshape(w.shape),
-        count=jnp.sum(suppressed, dtype=jnp.int32),
-    )
+    count = jnp.sum(suppressed, dtype=jnp.int32)
+    return LayerOutcome(~suppressed.reshape(w.shape), delta.reshape(w.shape), count, thd)
 
 
 def large_operation_reference(
@@ -234,5 +236,5 @@ def large_operation_reference(
     new_keep = jnp.where(done, new_keep, keep.reshape(-1))
     delta = jnp.where(done & ~new_keep, flat, jnp.zeros_like(flat))
     count = jnp.sum(~new_keep, dtype=jnp.int32)
-    outcome = LayerOutcome(new_keep.reshape(w.shape), delta.reshape(w.shape), count)
+    outcome = LayerOutcome(new_keep.reshape(w.shape), delta.reshape(w.shape), count, thd)
     return outcome, done
