@@ -13,6 +13,7 @@ import dataclasses
 import math
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -167,11 +168,11 @@ def next_sparsity(
 def stop_count(size: int, min_num: int, sparsity: float) -> int:
     """How many of ``size`` weights an operation at ``sparsity`` suppresses.
 
-    ``int(size * min(1 - min(min_num, size) / size, sparsity))``; ``min_num = -1`` sets no
-    lower limit on the weights left.
+    ``int(size * min(1 - min(min_num, size) / size, sparsity))`` in float64, as the reference
+    computes it (so ``1 - 80/100`` gives 19, not 20); ``min_num = -1`` sets no lower limit.
 
     >>> stop_count(100, -1, 0.5), stop_count(100, 80, 0.5)
-    (50, 20)
+    (50, 19)
     """
     floor = 1.0 - min(min_num, size) / size
     return int(size * min(floor, sparsity))
@@ -197,22 +198,23 @@ def advance_schedule(
     Called after step ``cur_step``; ``in_window`` says whether that step's epoch lies in
     ``[start_epoch, end_epoch]``, ``is_final_step`` whether it is the extra end-of-training
     step. Returns the new state and whether a suppress operation happens now. Works on
-    Python numbers and on traced arrays alike.
+    traced JAX arrays (inside ``jit``) and, with NumPy, on plain Python numbers.
 
     >>> st = ScheduleState(False, 0, 0)
     >>> st, do_op = advance_schedule(st, 41, True, False, min_gap=16)
     >>> bool(st.started), int(st.start_step), bool(do_op)
     (True, 41, True)
     """
-    started = jnp.asarray(state.started, dtype=bool)
-    active = jnp.asarray(in_window, dtype=bool) | started
-    start_step = jnp.where(active & ~started, cur_step, state.start_step)
-    due = (jnp.asarray(cur_step) - state.prev_step) >= min_gap
-    do_op = active & (due | jnp.asarray(is_final_step, dtype=bool))
-    prev_step = jnp.where(do_op, cur_step, state.prev_step)
+    xp = jnp if any(isinstance(v, jax.Array) for v in (*state, cur_step, in_window, is_final_step)) else np
+    started = xp.asarray(state.started, dtype=bool)
+    active = xp.asarray(in_window, dtype=bool) | started
+    start_step = xp.where(active & ~started, cur_step, state.start_step)
+    due = (xp.asarray(cur_step) - state.prev_step) >= min_gap
+    do_op = active & (due | xp.asarray(is_final_step, dtype=bool))
+    prev_step = xp.where(do_op, cur_step, state.prev_step)
     new = ScheduleState(
         started=active,
-        start_step=jnp.asarray(start_step, jnp.int32),
-        prev_step=jnp.asarray(prev_step, jnp.int32),
+        start_step=xp.asarray(start_step, xp.int32),
+        prev_step=xp.asarray(prev_step, xp.int32),
     )
     return new, do_op
