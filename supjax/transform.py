@@ -18,6 +18,7 @@ applies its corrections too.
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -29,6 +30,9 @@ from supjax._checks import check_bool, check_int, check_real
 from supjax.layers import LayerRule, _check_rules, select_layers
 from supjax.operation import LayerPlan, plan_layers, suppress_operation
 from supjax.schedule import ScheduleState, SuppressSchedule, advance_schedule, stop_count
+
+LOGGER = logging.getLogger("supjax")
+_WARNED_NONFINITE: set[str] = set()
 
 __all__ = [
     "SuppressState",
@@ -79,6 +83,17 @@ def _tables(schedule: SuppressSchedule, sizes: tuple[int, ...], min_nums: tuple[
         dtype=np.int32,
     ).reshape(len(sparsity), len(sizes))
     return sparsity.astype(np.float32), stops
+
+
+def _warn_nonfinite(paths: tuple[str, ...], nonfinite: np.ndarray) -> None:
+    """Host callback: log once per layer that an operation skipped it for NaN/Inf weights."""
+    for path, flag in zip(paths, np.asarray(nonfinite)):
+        if flag and path not in _WARNED_NONFINITE:
+            _WARNED_NONFINITE.add(path)
+            LOGGER.warning(
+                "supjax: layer %r holds NaN or Inf weights; its suppress operation was skipped "
+                "(SuppressState.nonfinite_skips counts every skip)", path,
+            )
 
 
 def _check_structure(updates: Any, params: Any, state: SuppressState, plans) -> None:
@@ -138,6 +153,7 @@ def _make(
         check_int("large_layer_size", large_layer_size, low=1)
 
     def plans_for(params: Any) -> tuple[LayerPlan, ...]:
+        """Resolve the rules against ``params`` (static: runs at trace time)."""
         return plan_layers(select_layers(params, rules), reference_parity, large_layer_size)
 
     def init_fn(params: Any) -> SuppressState:
@@ -169,6 +185,7 @@ def _make(
         u_leaves, treedef = jax.tree_util.tree_flatten(updates)
         selected_u = [u_leaves[i] for i in positions]
 
+        paths = tuple(p.path_name for p in plans)
         sparsity_table, stop_table = _tables(
             schedule, tuple(p.size for p in plans), tuple(p.rule.min_num for p in plans)
         )
@@ -191,6 +208,7 @@ def _make(
             )
             new_u = tuple(combine(u, k, d) for u, k, d in zip(selected_u, result.keep, result.delta))
             skips = state.nonfinite_skips + result.nonfinite.astype(jnp.int32)
+            jax.debug.callback(functools.partial(_warn_nonfinite, paths), result.nonfinite)
             return new_u, result.keep, result.counts, skips
 
         def hold(_):

@@ -179,3 +179,23 @@ def test_hold_steps_do_not_change_the_mask_or_count():
     assert int(first.operations) == int(later.operations) == 1
     for a, b in zip(first.keep_masks, later.keep_masks):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_nonfinite_layer_is_skipped_counted_and_warned_once(caplog):
+    rules = [LayerRule("a"), LayerRule("b")]
+    tx = suppress(rules, SuppressSchedule.from_steps(1, 6, 6, sparse_end=0.5))
+    params = {"a": jnp.array([0.5, jnp.nan, 0.3, 0.2]), "b": jnp.array([0.5, 0.1, 0.3, 0.2])}
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    zeros = jax.tree.map(jnp.zeros_like, params)
+    with caplog.at_level("WARNING", logger="supjax"):
+        for _ in range(5):
+            updates, state = update(zeros, state, params)
+            jax.block_until_ready(updates)
+    # four operations with stop counts 0, 0, 1, 1 (sparsity 0, .21, .35, .44 of 4 weights):
+    # the two with something to suppress are skipped for the NaN and counted
+    assert int(state.operations) == 4 and int(state.nonfinite_skips[0]) == 2
+    assert int(state.nonfinite_skips[1]) == 0 and int(state.suppressed[1]) > 0
+    assert bool(jnp.all(state.keep_masks[0]))
+    assert not bool(jnp.any(jnp.isnan(updates["a"])))
+    assert len([r for r in caplog.records if "NaN or Inf" in r.getMessage()]) == 1
