@@ -23,6 +23,7 @@ __all__ = [
     "NOISE_THRESHOLD",
     "NOISE_VOLUME",
     "LayerOutcome",
+    "magnitude",
     "ceil_in_dtype",
     "floor_in_dtype",
     "exact_operation",
@@ -74,6 +75,30 @@ def ceil_in_dtype(value: float, dtype) -> np.ndarray:
     return rounded
 
 
+def _bits_type(dtype) -> jnp.dtype:
+    return jnp.dtype(f"uint{jnp.dtype(dtype).itemsize * 8}")
+
+
+def magnitude(w: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """``|w|`` by clearing the sign bit, and its bit pattern as an unsigned integer.
+
+    Comparing the bit patterns orders non-negative floats exactly, subnormals included
+    (XLA on CPU flushes subnormals to zero in float comparisons; NumPy does not).
+
+    >>> a, bits = magnitude(jnp.array([-0.5, 1e-44], jnp.float32))
+    >>> a.tolist()[0], int(bits[1]) > 0
+    (0.5, True)
+    """
+    utype = _bits_type(w.dtype)
+    sign_off = jnp.asarray(np.iinfo(utype).max >> 1, utype)
+    bits = jax.lax.bitcast_convert_type(w, utype) & sign_off
+    return jax.lax.bitcast_convert_type(bits, w.dtype), bits
+
+
+def _as_bits(x: jax.Array) -> jax.Array:
+    return jax.lax.bitcast_convert_type(x, _bits_type(x.dtype))
+
+
 def _exclusive_count(flags: jax.Array) -> jax.Array:
     """Number of ``True`` strictly before each position (index order)."""
     as_int = flags.astype(jnp.int32)
@@ -92,7 +117,7 @@ def _first_in_order(flags: jax.Array, budget: jax.Array) -> jax.Array:
 
 
 def _newly_suppressed(a, prev, thd, stop, limit, parity: bool):
-    """Kept weights that this operation suppresses.
+    """Kept weights that this operation suppresses (``a``, ``thd``: magnitude bit patterns).
 
     Default: all ``a < thd``, then ties at ``thd`` in index order, so that exactly ``stop``
     are suppressed in all. ``parity``: the reference's rule, ``a <= thd`` while the prefix
@@ -141,15 +166,16 @@ def exact_operation(
     """
     shape, dtype = w.shape, w.dtype
     flat = w.reshape(-1)
-    a = jnp.abs(flat)
+    a, a_bits = magnitude(flat)
     prev = ~keep.reshape(-1)
     n = flat.size
     thd = kth_smallest(a, stop) if threshold is None else jnp.asarray(threshold, dtype)
+    thd_bits = _as_bits(thd)
     limit = jnp.minimum(jnp.int32(n - rule.min_num), stop)
-    suppressed = prev | _newly_suppressed(a, prev, thd, stop, limit, parity)
+    suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits, stop, limit, parity)
 
     sign = _sign_of(flat)
-    low = (a <= thd) & ~suppressed
+    low = (a_bits <= thd_bits) & ~suppressed
     pulled_to = sign * jnp.minimum(thd, jnp.asarray(LOWER_BOUND, dtype))
     rest = ~suppressed & ~low
     lower_clip = rest & (a <= floor_in_dtype(LOWER_BOUND, dtype)) & (
@@ -182,10 +208,10 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     ([True, False, False, True], 2)
     """
     flat = w.reshape(-1)
-    a = jnp.abs(flat)
+    a, a_bits = magnitude(flat)
     prev = ~keep.reshape(-1)
     thd = kth_smallest(a, stop)
-    suppressed = prev | _newly_suppressed(a, prev, thd, stop, stop, parity=False)
+    suppressed = prev | _newly_suppressed(a_bits, prev, _as_bits(thd), stop, stop, parity=False)
     delta = jnp.where(suppressed, flat, jnp.zeros_like(flat))
     count = jnp.sum(suppressed, dtype=jnp.int32)
     return LayerOutcome(~suppressed.reshape(w.shape), delta.reshape(w.shape), count, thd)
@@ -209,11 +235,12 @@ def large_operation_reference(
     ([True, False, False, True], True)
     """
     flat = w.reshape(-1)
-    a = jnp.abs(flat).reshape(parts, -1)
+    _, a_bits = magnitude(flat)  # sorted and compared as bit patterns: exact for subnormals
     kept = keep.reshape(parts, -1)
     init = last_count <= 0
     k = jnp.maximum(0, (stop - last_count) // parts)
-    ordered = jnp.sort(jnp.where(init | kept, a, jnp.inf), axis=1)
+    excluded = jnp.asarray(np.iinfo(a_bits.dtype).max, a_bits.dtype)
+    ordered = jnp.sort(jnp.where(init | kept, a_bits.reshape(parts, -1), excluded), axis=1)
     n_valid = jnp.sum(init | kept, axis=1, dtype=jnp.int32)
 
     def per_part(row, valid):
@@ -229,9 +256,14 @@ def large_operation_reference(
 
     values, counted = jax.vmap(per_part)(ordered, n_valid)
     n_counted = jnp.sum(counted, dtype=jnp.int32)
-    thd = jnp.sum(jnp.where(counted, values, 0).astype(jnp.float32)) / jnp.maximum(n_counted, 1)
-    thd = thd.astype(w.dtype)
-    new_keep = jnp.abs(flat) > thd
+    if parts == 1:
+        thd_bits = values[0]
+    else:  # the mean of the counted part thresholds, as the reference averages them
+        as_float = jax.lax.bitcast_convert_type(values, w.dtype).astype(jnp.float32)
+        mean = jnp.sum(jnp.where(counted, as_float, 0)) / jnp.maximum(n_counted, 1)
+        thd_bits = _as_bits(mean.astype(w.dtype))
+    thd = jax.lax.bitcast_convert_type(thd_bits, w.dtype)
+    new_keep = a_bits > thd_bits
     done = n_counted > 0
     new_keep = jnp.where(done, new_keep, keep.reshape(-1))
     delta = jnp.where(done & ~new_keep, flat, jnp.zeros_like(flat))
