@@ -1,0 +1,119 @@
+"""Bad input across supjax: each gets a ValueError or TypeError that names the argument and
+what is allowed, raised by our checks (before any JAX computation), never from deep in JAX.
+
+The compat_mindspore half of the table is tests/mindspore/test_bad_input_compat.py.
+"""
+
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from supjax import LayerRule, SuppressSchedule, suppress, suppress_gradients
+
+SCHED = SuppressSchedule.from_steps(1, 10, 5)
+PARAMS = {"conv": {"kernel": jnp.ones((3, 3)), "bias": jnp.zeros(3)}, "dense": {"kernel": jnp.ones((4, 2))}}
+
+
+def schedule(**kw):
+    args = dict(start_epoch=1, end_epoch=3, batch_num=10, mask_times=5, sparse_start=0.0, sparse_end=0.9)
+    args.update(kw)
+    return lambda: SuppressSchedule.from_epochs(**args)
+
+
+def init_with(params, rules=(LayerRule("conv/kernel"),)):
+    return lambda: suppress(list(rules), SCHED).init(params)
+
+
+def update_with(updates, params):
+    tx = suppress([LayerRule("*/kernel")], SCHED)
+    state = tx.init(PARAMS)
+    return lambda: jax.jit(tx.update)(updates, state, params)
+
+
+BAD = [
+    # (what, call, exception, words the message must contain)
+    ("pattern not str", lambda: LayerRule(3), TypeError, ["pattern"]),
+    ("empty pattern", lambda: LayerRule(""), ValueError, ["pattern"]),
+    ("is_add_noise int", lambda: LayerRule("w", is_add_noise=1), TypeError, ["is_add_noise", "bool"]),
+    ("is_lower_clip str", lambda: LayerRule("w", is_lower_clip="yes"), TypeError, ["is_lower_clip", "bool"]),
+    ("min_num below -1", lambda: LayerRule("w", min_num=-2), ValueError, ["min_num", "-1"]),
+    ("min_num float", lambda: LayerRule("w", min_num=1.5), TypeError, ["min_num", "int"]),
+    ("upper_bound zero", lambda: LayerRule("w", upper_bound=0), ValueError, ["upper_bound", "(0"]),
+    ("upper_bound str", lambda: LayerRule("w", upper_bound="1"), TypeError, ["upper_bound"]),
+    ("start_epoch 0", schedule(start_epoch=0), ValueError, ["start_epoch", "[1"]),
+    ("end before start", schedule(start_epoch=4, end_epoch=3), ValueError, ["end_epoch", "[4"]),
+    ("batch_num 0", schedule(batch_num=0), ValueError, ["batch_num"]),
+    ("mask_times 0", schedule(mask_times=0), ValueError, ["mask_times"]),
+    ("mask_times float", schedule(mask_times=2.5), TypeError, ["mask_times", "int"]),
+    ("epoch bool", schedule(end_epoch=True), TypeError, ["end_epoch"]),
+    ("sparse_end 1", schedule(sparse_end=1.0), ValueError, ["sparse_end", "(0.0, 1.0)"]),
+    ("sparse_end 0", schedule(sparse_end=0.0), ValueError, ["sparse_end"]),
+    ("sparse_end nan", schedule(sparse_end=float("nan")), ValueError, ["sparse_end", "finite"]),
+    ("sparse_start >= end", schedule(sparse_start=0.9, sparse_end=0.5), ValueError, ["sparse_start", "0.5"]),
+    ("sparse_start negative", schedule(sparse_start=-0.1), ValueError, ["sparse_start"]),
+    ("steps reversed", lambda: SuppressSchedule.from_steps(10, 5, 2), ValueError, ["end_step"]),
+    ("layers not a list", lambda: suppress("conv/kernel", SCHED), TypeError, ["layers", "LayerRule"]),
+    ("layers empty", lambda: suppress([], SCHED), ValueError, ["layers", "empty"]),
+    ("layers item not rule", lambda: suppress([LayerRule("a"), "b"], SCHED), TypeError, ["layers[1]"]),
+    ("duplicate patterns", lambda: suppress([LayerRule("a"), LayerRule("a")], SCHED), ValueError, ["unique", "a"]),
+    ("schedule not a schedule", lambda: suppress([LayerRule("a")], {"start": 1}), TypeError, ["schedule"]),
+    ("seed float", lambda: suppress([LayerRule("a")], SCHED, seed=1.5), TypeError, ["seed"]),
+    ("reference_parity str", lambda: suppress([LayerRule("a")], SCHED, reference_parity="yes"), TypeError,
+     ["reference_parity"]),
+    ("large_layer_size 0", lambda: suppress([LayerRule("a")], SCHED, large_layer_size=0), ValueError,
+     ["large_layer_size"]),
+    ("learning_rate 0", lambda: suppress_gradients([LayerRule("a")], SCHED, 0.0), ValueError, ["learning_rate"]),
+    ("learning_rate str", lambda: suppress_gradients([LayerRule("a")], SCHED, "0.1"), TypeError, ["learning_rate"]),
+    ("unknown layer", init_with(PARAMS, [LayerRule("conv2/kernel")]), ValueError, ["conv2/kernel", "match no"]),
+    ("ambiguous layer", init_with(PARAMS, [LayerRule("conv/*"), LayerRule("*/kernel")]), ValueError,
+     ["conv/kernel", "more than one"]),
+    ("integer params", init_with({"conv": {"kernel": jnp.ones((3, 3), jnp.int32)}}), TypeError,
+     ["conv/kernel", "floating"]),
+    ("layer not an array", init_with({"conv": {"kernel": 0.5}}), TypeError, ["conv/kernel", "array"]),
+    ("empty layer", init_with({"conv": {"kernel": jnp.ones((0, 3))}}), ValueError, ["conv/kernel", "empty"]),
+    ("no leaves", init_with({}), ValueError, ["params"]),
+    ("update without params", lambda: suppress([LayerRule("conv/kernel")], SCHED).update(
+        PARAMS, suppress([LayerRule("conv/kernel")], SCHED).init(PARAMS)), ValueError, ["params"]),
+    ("structure changed", update_with({"conv": PARAMS["conv"]}, {"conv": PARAMS["conv"]}), ValueError,
+     ["select 1 layers", "built for 2", "structure"]),
+    ("shape changed", update_with(*[{"conv": {"kernel": jnp.ones((3, 4)), "bias": jnp.zeros(3)},
+                                     "dense": {"kernel": jnp.ones((4, 2))}}] * 2), ValueError,
+     ["conv/kernel", "shape"]),
+    ("updates differ from params", update_with({"x": jnp.ones(2)}, PARAMS), ValueError, ["same structure"]),
+]
+
+
+@pytest.mark.parametrize("what,call,exc,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_input_is_named(what, call, exc, words):
+    with pytest.raises(exc) as info:
+        call()
+    message = str(info.value)
+    for word in words:
+        assert word in message, f"{what}: {word!r} not in {message!r}"
+    # raised by supjax's own checks, not from inside JAX or NumPy
+    tb = info.traceback
+    assert any("supjax" in str(entry.path) for entry in tb), f"{what}: not raised by supjax"
+    assert not any(re.search(r"site-packages/(jax|numpy)/", str(entry.path)) for entry in tb[-1:])
+
+
+def test_table_is_at_least_thirty_rows():
+    assert len(BAD) >= 30
+
+
+def test_errors_come_before_any_tracing():
+    traced = []
+    tx = suppress([LayerRule("conv/kernel")], SCHED)
+    state = tx.init(PARAMS)
+
+    def step(updates, state, params):
+        traced.append(1)
+        return tx.update(updates, state, params)
+
+    with pytest.raises(ValueError):
+        jax.jit(step)({"x": jnp.ones(2)}, state, PARAMS)
+    assert np.all(np.asarray(state.keep_masks[0]))  # nothing was changed
+    assert optax is not None
