@@ -1,0 +1,534 @@
+"""``SuppressCtrl``: the schedule, the suppress operations and the mask buffers.
+
+All the rules come from supjax: the schedule (:func:`supjax.advance_schedule`,
+:func:`supjax.next_sparsity`, :func:`supjax.stop_count`) and the operation
+(:func:`supjax.suppress_operation`, jitted once per set of layer plans, which are closed
+over). This module only moves arrays: it reads the weights of the MindSpore network, runs
+the operation, and writes the new keep-masks and corrections into two MindSpore
+``Parameter`` buffers per suppressed layer, which the train step of
+:class:`~compat_mindspore.model.SuppressModel` applies.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import logging
+import secrets
+from typing import Literal
+
+import jax
+import numpy as np
+from mindspore import Parameter, nn
+
+from supjax import (
+    SuppressSchedule,
+    advance_schedule,
+    next_sparsity,
+    plan_layers,
+    stop_count,
+    suppress_operation,
+    weight_sparsity,
+)
+from supjax.rules import exact_operation, large_operation, large_operation_reference
+from supjax.schedule import ScheduleState
+
+from compat_mindspore import _reports
+from compat_mindspore._checks import (
+    check_instance,
+    check_int,
+    check_int_positive,
+    check_number_non_negative,
+    check_number_positive,
+)
+from compat_mindspore._corrections import gradient_correction, reference_gradient_correction
+from compat_mindspore._convert import make_buffer, numpy_dtype, read_parameter, write_parameter
+from compat_mindspore._matching import MatchedLayer, check_mask_layers, match_mask_layers
+
+__all__ = ["SuppressCtrl"]
+
+LOGGER = logging.getLogger("compat_mindspore")
+
+#: How a correction reaches the weights: ``"gradient"`` is MindArmour's ``g' = add + g * mul``
+#: with ``add = delta / lr``; ``"update"`` corrects the weights after the optimizer step
+#: (``w = keep ? w_after - delta : 0``), for any optimizer.
+CorrectionForm = Literal["gradient", "update"]
+
+_COMPILER: concurrent.futures.ThreadPoolExecutor | None = None
+
+
+def _compiler() -> concurrent.futures.ThreadPoolExecutor:
+    """One background thread for compiling suppress operations ahead of their first use."""
+    global _COMPILER
+    if _COMPILER is None:
+        _COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="supjax-compile")
+    return _COMPILER
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted_operation(plans: tuple, reference_parity: bool):
+    """supjax's ``suppress_operation`` jitted with the plans closed over, shared by equal plans."""
+    return jax.jit(functools.partial(suppress_operation, plans, reference_parity=reference_parity))
+
+
+_exact_jit = jax.jit(exact_operation, static_argnames=("rule", "parity"))
+_large_jit = jax.jit(large_operation)
+_large_reference_jit = jax.jit(large_operation_reference, static_argnames=("parts",))
+
+
+def _check_schedule_args(
+    end_epoch: int, start_epoch: int, lr: float, sparse_end: float, sparse_start: float
+) -> None:
+    """MindArmour's range checks, in its order (all ``ValueError``)."""
+    if lr > 0.5:
+        raise ValueError(f"learning rate should not be greater than 0.5, but got {lr}")
+    if start_epoch > end_epoch:
+        raise ValueError(
+            "start_epoch should not be greater than end_epoch, but got start_epoch and "
+            f"end_epoch are: {start_epoch}, {end_epoch}"
+        )
+    if end_epoch > 100:
+        raise ValueError(f"end_epoch should not be greater than 100, but got {end_epoch}")
+    if sparse_end >= 1.0 or sparse_end <= 0.0:
+        raise ValueError(f"sparse_end should be in range (0, 1), but got {sparse_end}")
+    if sparse_start >= sparse_end:
+        raise ValueError(
+            "sparse_start should be smaller than sparse_end, but got sparse_start and "
+            f"sparse_end are: {sparse_start}, {sparse_end}"
+        )
+
+
+class SuppressCtrl:
+    """Complete suppress privacy operation (MindArmour's ``SuppressCtrl``).
+
+    Computes the sparsity of each operation, finds the weights to suppress and keeps them
+    suppressed. Build it with :meth:`SuppressPrivacyFactory.create
+    <compat_mindspore.factory.SuppressPrivacyFactory.create>`, which checks the arguments'
+    ranges; this constructor checks their types and the same ranges.
+
+    Args:
+        networks (Cell): the training network (the ``network`` of ``SuppressModel``).
+        mask_layers (list): :class:`~compat_mindspore.mask_layer.MaskLayerDes` of the layers
+            to suppress.
+        end_epoch (int): last epoch of the suppress operations (``<= 100``).
+        batch_num (int): steps per epoch.
+        start_epoch (int): first epoch of the suppress operations (``<= end_epoch``).
+        mask_times (int): number of suppress operations.
+        lr (Union[float, int]): learning rate of ``nn.SGD``, ``0 < lr <= 0.5``.
+        sparse_end (float): sparsity to reach, ``0 < sparse_end < 1``.
+        sparse_start (Union[float, int]): sparsity to start from, ``0 <= sparse_start < sparse_end``.
+        reference_parity (bool): reproduce MindArmour 2.0.0 bit for bit (its 10000-parameter
+            large-layer threshold and its prefix-count tie rule) instead of the documented
+            behaviour (100000, exact counts). Default: False.
+        seed (Union[int, None]): seed of the JAX PRNG key of the noise; ``None`` draws one
+            from the operating system (stored in ``self.seed``). Default: None.
+
+    Raises:
+        TypeError: an argument of the wrong type (as MindArmour's checkers).
+        ValueError: a value out of range, a duplicate layer name or ``grad_idx``, a
+            ``mask_layers`` item that is not a ``MaskLayerDes``, a description matching no
+            parameter, or a ``grad_idx`` beyond the network's parameter count.
+
+    Unlike MindArmour's, this controller is not a ``Cell``: it does not rename the
+    network's parameters (MindArmour's prefixes them with ``networks.``).
+
+    Examples:
+        >>> from mindspore import nn
+        >>> from compat_mindspore import MaskLayerDes, SuppressCtrl
+        >>> net = nn.SequentialCell([nn.Dense(10, 10)])
+        >>> ctrl = SuppressCtrl(net, [MaskLayerDes("0.weight", 0, False, True, 10)], end_epoch=10,
+        ...                     batch_num=1, start_epoch=3, mask_times=10, lr=0.05,
+        ...                     sparse_end=0.95, sparse_start=0.0, seed=0)
+        >>> ctrl.mask_step_interval
+        0.8
+        >>> ctrl.update_mask(net, cur_step=5, target_sparse=0.5)
+        >>> round(ctrl.calc_theoretical_sparse_for_conv()[1], 2)
+        0.5
+    """
+
+    def __init__(
+        self,
+        networks: nn.Cell,
+        mask_layers: list,
+        end_epoch: int,
+        batch_num: int,
+        start_epoch: int,
+        mask_times: int,
+        lr: float,
+        sparse_end: float,
+        sparse_start: float,
+        *,
+        reference_parity: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        self.networks: nn.Cell = check_instance("networks", networks, nn.Cell)
+        self.mask_layers: list = check_instance("mask_layers", mask_layers, list)
+        self.mask_end_epoch: int = check_int_positive("end_epoch", end_epoch)
+        self.batch_num: int = check_int_positive("batch_num", batch_num)
+        self.mask_start_epoch: int = check_int_positive("start_epoch", start_epoch)
+        self.mask_times: int = check_int_positive("mask_times", mask_times)
+        self.lr: float = check_number_positive("lr", lr)
+        self.sparse_end: float = check_instance("sparse_end", sparse_end, float)
+        self.sparse_start: float = check_number_non_negative("sparse_start", sparse_start)
+        self.reference_parity: bool = check_instance("reference_parity", reference_parity, bool)
+        if seed is None:
+            seed = secrets.randbits(31)
+        self.seed: int = check_int("seed", seed)
+        _check_schedule_args(end_epoch, start_epoch, lr, sparse_end, sparse_start)
+        check_mask_layers(mask_layers)
+
+        self.mask_all_steps: int = (end_epoch - start_epoch + 1) * batch_num
+        self.mask_step_interval: float = self.mask_all_steps / mask_times
+        if not 10 < self.mask_step_interval < 20:
+            LOGGER.info(
+                "mask interval (end_epoch - start_epoch + 1) * batch_num / mask_times = %s is outside "
+                "(10, 20): the trained model's precision may be poor",
+                self.mask_step_interval,
+            )
+        self.schedule = SuppressSchedule.from_epochs(
+            start_epoch, end_epoch, batch_num, mask_times, float(sparse_start), sparse_end
+        )
+        self._layers: tuple[MatchedLayer, ...] = match_mask_layers(networks, mask_layers)
+        n_params = len(list(networks.get_parameters(expand=True)))
+        for layer in self._layers:
+            if layer.description.grad_idx >= n_params:
+                raise ValueError(
+                    f"grad_idx {layer.description.grad_idx} of mask layer "
+                    f"{layer.description.layer_name!r} is beyond the network's {n_params} parameters"
+                )
+        self._plans = plan_layers([m.selected for m in self._layers], self.reference_parity)
+        self._operation = _jitted_operation(tuple(self._plans), self.reference_parity)
+        self._warm_up: concurrent.futures.Future | None = None
+        self._keeps = [np.ones(tuple(m.parameter.shape), dtype=bool) for m in self._layers]
+        self._counts = np.zeros(len(self._layers), dtype=np.int32)
+        self._schedule_state = ScheduleState(False, 0, 0)
+        self._key = jax.random.PRNGKey(self.seed)
+        self._mul = [make_buffer(f"suppress_mul.{m.parameter.name}", m.parameter, 1.0) for m in self._layers]
+        self._add = [make_buffer(f"suppress_add.{m.parameter.name}", m.parameter, 0.0) for m in self._layers]
+        self._pending: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
+        self._form: CorrectionForm = "gradient"
+        self.to_do_mask: bool = False
+        self.cur_sparse: float = 0.0
+        self.mask_initialized: bool = True
+        self.model = None  # the SuppressModel this controller is linked to
+        self.operations: int = 0  # suppress operations applied so far
+        for m in self._layers:
+            LOGGER.info("suppressing %s (grad_idx %d)", m.parameter.name, m.description.grad_idx)
+
+    # ------------------------------------------------------------------ schedule
+    @property
+    def mask_started(self) -> bool:
+        """Whether suppression has started (it never stops once started)."""
+        return bool(self._schedule_state.started)
+
+    @property
+    def mask_start_step(self) -> int:
+        """Step at which suppression started (0 before)."""
+        return int(self._schedule_state.start_step)
+
+    @property
+    def mask_prev_step(self) -> int:
+        """Step of the previous suppress operation (0 before the first)."""
+        return int(self._schedule_state.prev_step)
+
+    def update_status(self, cur_epoch: int, cur_step: int, cur_step_in_epoch: int) -> None:
+        """Update the suppress operation status after a training step.
+
+        Sets ``to_do_mask`` when a suppress operation is due now (supjax's
+        :func:`~supjax.advance_schedule`).
+
+        Args:
+            cur_epoch (int): current epoch (1-based).
+            cur_step (int): steps done so far in the whole training.
+            cur_step_in_epoch (int): steps done so far in the current epoch.
+        """
+        in_window = self.mask_start_epoch <= cur_epoch <= self.mask_end_epoch
+        is_final = cur_epoch == self.mask_end_epoch and cur_step_in_epoch == self.batch_num - 2
+        state, do_op = advance_schedule(
+            self._schedule_state, int(cur_step), in_window, is_final, self.schedule.min_gap
+        )
+        self._schedule_state = ScheduleState(bool(state.started), int(state.start_step), int(state.prev_step))
+        self.to_do_mask = bool(do_op)
+
+    # ------------------------------------------------------------------ operations
+    def update_mask(self, networks: nn.Cell, cur_step: int, target_sparse: float = 0.0) -> None:
+        """Run one suppress operation on every suppressed layer.
+
+        Updates the keep-masks and the corrections applied by the next training step.
+
+        Args:
+            networks (Cell): the training network.
+            cur_step (int): steps done so far in the whole training.
+            target_sparse (float): sparsity to reach; ``0.0`` follows the schedule. Default: 0.0.
+        """
+        self.cur_sparse = next_sparsity(
+            self.schedule, cur_step, self.mask_start_step, previous=self.cur_sparse, target_sparse=target_sparse
+        )
+        if not self._layers:
+            return
+        params = self._parameters_of(networks)
+        weights = [read_parameter(p) for p in params]
+        stops = np.array(
+            [stop_count(plan.size, plan.rule.min_num, self.cur_sparse) for plan in self._plans], dtype=np.int32
+        )
+        op_key, self._key = jax.random.split(self._key)
+        if self._warm_up is not None:
+            self._warm_up.result()  # the compilation started by precompile() is done
+        result = self._operation(weights, list(self._keeps), self._counts, stops, op_key)
+        if not bool(result.applied):
+            LOGGER.info("first parameter's max |w| < 0.02: suppress operation given up")
+            self.reset_zeros()
+            return
+        for i, flag in enumerate(np.asarray(result.nonfinite)):
+            if flag:
+                LOGGER.warning("%s holds NaN or Inf: skipped by this suppress operation", params[i].name)
+        self._counts = np.asarray(result.counts, dtype=np.int32).copy()
+        thresholds = np.asarray(result.thresholds)
+        for i in range(len(self._layers)):
+            self._store(i, np.asarray(result.keep[i]), np.asarray(result.delta[i]), weights[i], float(thresholds[i]))
+        self.operations += 1
+        LOGGER.info(
+            "suppress operation at step %s: sparsity %.4f, suppressed %s",
+            cur_step, self.cur_sparse, self._counts.tolist(),
+        )
+
+    def update_mask_layer(
+        self,
+        weight_array_flat: np.ndarray,
+        sparse_weight_thd: float,
+        sparse_stop_pos: int,
+        weight_abs_max: float,
+        layer_index: int,
+    ) -> None:
+        """Suppress one layer with a given threshold (the exact path, supjax's ``exact_operation``).
+
+        Args:
+            weight_array_flat (numpy.ndarray): the layer's weights.
+            sparse_weight_thd (float): magnitude threshold of the operation.
+            sparse_stop_pos (int): largest number of weights suppressed.
+            weight_abs_max (float): unused (the reference's noise bound is always 0.5).
+            layer_index (int): ``grad_idx`` of the layer.
+        """
+        del weight_abs_max
+        i = self._layer_at(layer_index)
+        if i is None:
+            return
+        w = self._flat_weights(i, weight_array_flat)
+        rule = self._plans[i].rule
+        op_key, self._key = jax.random.split(self._key)
+        out = _exact_jit(
+            w, self._keeps[i].reshape(-1), np.int32(max(int(sparse_stop_pos), 0)), op_key,
+            rule=rule, parity=self.reference_parity, threshold=np.asarray(sparse_weight_thd, dtype=w.dtype),
+        )
+        self._counts[i] = int(out.count)
+        self._store(i, np.asarray(out.keep), np.asarray(out.delta), w, float(sparse_weight_thd))
+
+    def update_mask_layer_approximity(
+        self,
+        weight_array_flat: np.ndarray,
+        weight_array_flat_abs: np.ndarray,
+        actual_stop_pos: int,
+        layer_index: int,
+    ) -> float:
+        """Suppress one large layer (no clipping, no noise); returns the threshold used.
+
+        Under ``reference_parity`` this is MindArmour's per-part distinct-value threshold
+        (supjax's ``large_operation_reference``), else the exact-count rule
+        (``large_operation``). ``weight_array_flat_abs`` is recomputed from the weights.
+
+        Args:
+            weight_array_flat (numpy.ndarray): the layer's weights.
+            weight_array_flat_abs (numpy.ndarray): their absolute values (unused).
+            actual_stop_pos (int): number of weights that should end suppressed.
+            layer_index (int): ``grad_idx`` of the layer.
+        """
+        del weight_array_flat_abs
+        i = self._layer_at(layer_index)
+        if i is None or int(actual_stop_pos) <= 0:
+            return 0.0
+        w = self._flat_weights(i, weight_array_flat)
+        keep = self._keeps[i].reshape(-1)
+        stop = np.int32(actual_stop_pos)
+        if self.reference_parity:
+            out, done = _large_reference_jit(w, keep, stop, np.int32(self._counts[i]), parts=self._plans[i].parts)
+            if not bool(done):
+                return 0.0
+        else:
+            out = _large_jit(w, keep, stop)
+        self._counts[i] = int(out.count)
+        self._store(i, np.asarray(out.keep), np.asarray(out.delta), w, float(out.threshold))
+        return float(out.threshold)
+
+    def precompile(self, wait: bool = False) -> None:
+        """Compile the suppress operation now, in a background thread unless ``wait``.
+
+        ``SuppressModel.link_suppress_ctrl`` calls it, so that the compilation (seconds on a
+        small CPU) overlaps the training steps before the first operation. Controllers with
+        the same layers share one compiled operation.
+        """
+        if self._warm_up is not None or not self._layers:
+            return
+        weights = [np.zeros(tuple(m.parameter.shape), numpy_dtype(m.parameter)) for m in self._layers]
+        keeps = [np.ones(k.shape, bool) for k in self._keeps]
+        counts = np.zeros_like(self._counts)
+        key = jax.random.PRNGKey(0)
+
+        def run() -> None:
+            jax.block_until_ready(self._operation(weights, keeps, counts, counts, key))
+
+        if wait:
+            self._warm_up = concurrent.futures.Future()
+            run()
+            self._warm_up.set_result(None)
+        else:
+            self._warm_up = _compiler().submit(run)
+
+    def reset_zeros(self) -> None:
+        """Set the corrections to zero (the step after an operation has applied them)."""
+        for i in self._pending:
+            write_parameter(self._add[i], np.zeros(tuple(self._add[i].shape)))
+        self._pending = {}
+
+    # ------------------------------------------------------------------ reports
+    def calc_theoretical_sparse_for_conv(self) -> tuple[float, float, float]:
+        """Mask sparsity of the layers at ``grad_idx`` 0 and 1: (both, first, second)."""
+        masks = {m.description.grad_idx: keep for m, keep in zip(self._layers, self._keeps)}
+        return _reports.combined_sparsity(masks.get(0), masks.get(1), masks=True)
+
+    def calc_actual_sparse_for_conv(self, networks: nn.Cell) -> tuple[float, float, float]:
+        """Weight sparsity (``|w| <= 1e-7``) of the network's conv1 and conv2: (both, conv1, conv2).
+
+        Args:
+            networks (Cell): the training network.
+        """
+        check_instance("networks", networks, nn.Cell)
+        return _reports.combined_sparsity(*_reports.find_conv_weights(networks))
+
+    def calc_actual_sparse_for_fc1(self, networks: nn.Cell) -> float:
+        """Weight sparsity of the first parameter named ``fc1.weight``.
+
+        Args:
+            networks (Cell): the training network.
+        """
+        return self.calc_actual_sparse_for_layer(networks, "fc1.weight")
+
+    def calc_actual_sparse_for_layer(self, networks: nn.Cell, layer_name: str) -> float:
+        """Weight sparsity (``|w| <= 1e-7``) of the first parameter whose name contains ``layer_name``.
+
+        Returns 0.0 when no parameter matches.
+
+        Args:
+            networks (Cell): the training network.
+            layer_name (str): the name of the target layer.
+        """
+        check_instance("networks", networks, nn.Cell)
+        check_instance("layer_name", layer_name, str)
+        value = _reports.find_layer(networks, layer_name)
+        return 0.0 if value is None else weight_sparsity(value)
+
+    def print_paras(self) -> None:
+        """Log the schedule's parameters (logger ``compat_mindspore``, level INFO)."""
+        LOGGER.info(
+            "paras: start_epoch:%s, end_epoch:%s, batch_num:%s, interval:%s, lr:%s, sparse_end:%s, "
+            "sparse_start:%s, reference_parity:%s, seed:%s",
+            self.mask_start_epoch, self.mask_end_epoch, self.batch_num, self.mask_step_interval,
+            self.lr, self.sparse_end, self.sparse_start, self.reference_parity, self.seed,
+        )
+
+    # ------------------------------------------------------------------ for SuppressModel
+    @property
+    def layers(self) -> tuple[MatchedLayer, ...]:
+        """The suppressed parameters, in network order."""
+        return self._layers
+
+    @property
+    def plans(self) -> tuple:
+        """supjax's ``LayerPlan`` of each suppressed layer (its path: exact or large)."""
+        return self._plans
+
+    @property
+    def mask_buffers(self) -> tuple[tuple[Parameter, ...], tuple[Parameter, ...]]:
+        """The (keep-mask, correction) ``Parameter`` buffers, one of each per suppressed layer."""
+        return tuple(self._mul), tuple(self._add)
+
+    @property
+    def correction_form(self) -> CorrectionForm:
+        """How the train step applies the corrections (set by ``SuppressModel``)."""
+        return self._form
+
+    def set_correction_form(self, form: CorrectionForm) -> None:
+        """Choose what the correction buffers hold: ``delta / lr`` (gradient) or ``delta`` (update)."""
+        if form not in ("gradient", "update"):
+            raise ValueError(f"form must be 'gradient' or 'update', got {form!r}")
+        if form != self._form:
+            self._form = form
+            for i, (delta, keep, weights, threshold) in self._pending.items():  # not applied yet
+                write_parameter(self._add[i], self._correction(i, delta, keep, weights, threshold))
+
+    @property
+    def keep_masks(self) -> tuple[np.ndarray, ...]:
+        """Host copies of the keep-masks (``True`` = kept), in network order."""
+        return tuple(k.copy() for k in self._keeps)
+
+    @property
+    def suppressed_counts(self) -> tuple[int, ...]:
+        """The recorded suppressed count of each layer (supjax's ``counts``)."""
+        return tuple(int(c) for c in self._counts)
+
+    # ------------------------------------------------------------------ internals
+    def _parameters_of(self, networks: nn.Cell) -> list[Parameter]:
+        if networks is self.networks:
+            return [m.parameter for m in self._layers]
+        params = list(networks.get_parameters(expand=True))
+        found = []
+        for m in self._layers:
+            if m.position >= len(params) or tuple(params[m.position].shape) != tuple(m.parameter.shape):
+                raise ValueError(
+                    f"networks does not have the structure the controller was built for "
+                    f"(no parameter shaped {tuple(m.parameter.shape)} at position {m.position})"
+                )
+            found.append(params[m.position])
+        return found
+
+    def _layer_at(self, grad_idx: int) -> int | None:
+        for i, m in enumerate(self._layers):
+            if m.description.grad_idx == grad_idx:
+                return i
+        LOGGER.warning("no suppressed layer has grad_idx %s: nothing to do", grad_idx)
+        return None
+
+    def _flat_weights(self, i: int, weights: np.ndarray) -> np.ndarray:
+        flat = np.asarray(weights, dtype=numpy_dtype(self._layers[i].parameter)).reshape(-1)
+        if flat.size != self._plans[i].size:
+            raise ValueError(
+                f"weight_array_flat has {flat.size} values but layer {self._plans[i].path_name!r} "
+                f"has {self._plans[i].size}"
+            )
+        return flat
+
+    def _store(
+        self, i: int, keep: np.ndarray, delta: np.ndarray, weights: np.ndarray, threshold: float
+    ) -> None:
+        """Record layer ``i``'s new keep-mask and write its two buffers."""
+        shape = tuple(self._layers[i].parameter.shape)
+        keep = keep.reshape(shape).astype(bool)
+        self._keeps[i] = keep
+        write_parameter(self._mul[i], keep)
+        delta = delta.reshape(shape)
+        write_parameter(self._add[i], self._correction(i, delta, keep, weights, threshold))
+        self._pending[i] = (delta, keep, weights, threshold)
+
+    def _correction(
+        self, i: int, delta: np.ndarray, keep: np.ndarray, weights: np.ndarray, threshold: float
+    ) -> np.ndarray:
+        """What the correction buffer holds for ``delta`` in the current form."""
+        if self._form == "update":
+            return delta
+        plan = self._plans[i]
+        if plan.method == "large_reference":
+            return gradient_correction(delta, self.lr, float64=False)
+        if self.reference_parity:
+            return reference_gradient_correction(
+                weights.reshape(delta.shape), delta, keep, threshold, plan.rule.effective_upper_bound, self.lr
+            )
+        return gradient_correction(delta, self.lr)

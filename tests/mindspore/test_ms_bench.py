@@ -1,0 +1,22 @@
+"""The benchmark helper runs and reports positive timings (their values are not asserted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from compat_mindspore._bench import StepTiming, measure_step_ratio
+
+pytestmark = pytest.mark.mindspore
+
+
+def test_measure_step_ratio_runs(reference):
+    timing = measure_step_ratio(mode="graph", steps=1, warmup=1, repeats=1)
+    assert isinstance(timing, StepTiming) and timing.compat_mode == "graph"
+    assert min(timing.reference_step_s, timing.compat_step_s, timing.reference_update_mask_s,
+               timing.compat_update_mask_s) > 0
+    assert timing.step_ratio > 0 and timing.update_mask_ratio > 0
+
+
+def test_measure_step_ratio_rejects_unknown_modes():
+    with pytest.raises(ValueError, match="mode"):
+        measure_step_ratio(mode="eager")
