@@ -1,0 +1,191 @@
+"""The ``supjax`` command (also ``python -m supjax``).
+
+>>> build_parser().parse_args(["train", "--quick"]).quick
+True
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+__all__ = [
+    "build_parser",
+    "config_from_args",
+    "main",
+]
+
+_DESCRIPTION = (
+    "Suppress Privacy in JAX. `supjax train` trains a LeNet5 twice with the same seed and data "
+    "split, once dense and once with supjax.suppress (MindArmour's tutorial schedule), then "
+    "attacks both with membership inference and writes report.json, report.md and PNG plots."
+)
+
+_EPILOG = """examples:
+  supjax train                                   # digits, a few minutes on 2 CPU cores
+  supjax train --quick                           # a smoke run (well under a minute)
+  supjax train --data fashion-mnist --epochs 10  # needs `apt-get install dataset-fashion-mnist`
+  supjax train --data-dir ~/MNIST_unzip          # any MNIST-format IDX files
+  supjax train --checkpoint-every 100            # checkpoints in OUT/checkpoints
+  supjax train --checkpoint-every 100 --resume   # continue after an interruption
+"""
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def _attacks(text: str) -> tuple[str, ...]:
+    text = text.strip().lower()
+    if text in ("", "none"):
+        return ()
+    return tuple(a.strip() for a in text.split(",") if a.strip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``supjax`` (sub-command ``train``)."""
+    from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TARGET_INTERVAL
+
+    parser = argparse.ArgumentParser(prog="supjax", description=_DESCRIPTION)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    p = sub.add_parser(
+        "train",
+        help="train dense and suppressed LeNet5, attack both, write a report",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--data", default=None, metavar="NAME",
+                      help="data set: 'digits' (scikit-learn's 8x8 digits, the default), 'fashion-mnist' "
+                           "(read from /usr/share/datasets/fashion-mnist, or from --data-dir), or any "
+                           "name for the IDX files in --data-dir; never downloaded")
+    data.add_argument("--data-dir", default=None, metavar="DIR",
+                      help="directory with the four MNIST-format IDX files (optionally .gz), flat or "
+                           "in DIR/train and DIR/test")
+    data.add_argument("--train-size", type=_int, default=None, metavar="N",
+                      help="train on a seeded random subset of at most N training samples (default: all)")
+    data.add_argument("--test-size", type=_int, default=None, metavar="N",
+                      help="evaluate on a seeded random subset of at most N test samples (default: all)")
+
+    train = p.add_argument_group("training")
+    train.add_argument("--epochs", type=_int, default=None, metavar="N",
+                       help=f"training epochs, 1..1000 (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick)")
+    train.add_argument("--batch-size", type=_int, default=32, metavar="N",
+                       help="samples per SGD step (default 32, as the tutorial); the last partial batch "
+                            "of an epoch is dropped")
+    train.add_argument("--lr", type=_float, default=0.05, metavar="LR",
+                       help="SGD learning rate, in (0, 0.5] (default 0.05, as the tutorial)")
+    train.add_argument("--seed", type=_int, default=0, metavar="N",
+                       help="seed of everything: data split, initial weights, data order, suppression "
+                            "noise and attacks (default 0); both runs share it")
+    train.add_argument("--quick", action="store_true",
+                       help=f"a smoke run for CI: {QUICK_EPOCHS} epochs (unless --epochs), at most 200 "
+                            "attack samples per group, and at most 5000 train / 1000 test samples")
+
+    sup = p.add_argument_group("suppression (the tutorial's LeNet5 layers and options)")
+    sup.add_argument("--sparse-end", type=_float, default=0.95, metavar="S",
+                     help="sparsity reached at the end of training, in (0, 1) (default 0.95)")
+    sup.add_argument("--start-epoch", type=_int, default=None, metavar="E",
+                     help="first epoch of suppression, 1..--epochs (default: the epoch at 30%% of "
+                          "training, as the tutorial's 3 of 10)")
+    sup.add_argument("--mask-times", type=_int, default=None, metavar="N",
+                     help=f"number of suppress operations (default: one every ~{TARGET_INTERVAL} steps "
+                          "of the suppression phase)")
+
+    attack = p.add_argument_group("membership inference")
+    attack.add_argument("--attacks", type=_attacks, default=None, metavar="LIST",
+                        help=f"comma-separated attacks from {','.join(ATTACK_NAMES)} or 'none' (default: "
+                             "all); the loss-threshold attack always runs")
+    attack.add_argument("--attack-size", type=_int, default=None, metavar="N",
+                        help="at most N members (train) and N non-members (test) for the attacks "
+                             "(default 1000; 200 with --quick)")
+
+    out = p.add_argument_group("output and checkpoints")
+    out.add_argument("--out", default="supjax-report", metavar="DIR",
+                     help="where report.json, report.md and the PNG plots go (default ./supjax-report)")
+    out.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                     help="save Orbax checkpoints of both runs here (DIR/dense, DIR/suppressed); "
+                          "default OUT/checkpoints when --checkpoint-every or --resume is given")
+    out.add_argument("--checkpoint-every", type=_int, default=None, metavar="N",
+                     help="save a checkpoint every N optimizer steps (default: once per epoch when "
+                          "checkpointing); the last 3 are kept")
+    out.add_argument("--resume", action="store_true",
+                     help="continue from the latest checkpoint in the checkpoint directory; the result "
+                          "is bitwise the one of an uninterrupted run")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace):
+    """The :class:`~supjax.train.config.TrainConfig` an argparse namespace asks for."""
+    from pathlib import Path
+
+    from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TrainConfig
+
+    data = args.data
+    if data is None and args.data_dir is not None:
+        data = Path(args.data_dir).name  # name the data set after its directory
+        if not data or data.strip().lower() == "digits":
+            data = "idx"
+    data = data or "digits"
+    quick = args.quick
+    return TrainConfig(
+        data=data,
+        data_dir=args.data_dir,
+        epochs=args.epochs if args.epochs is not None else (QUICK_EPOCHS if quick else DEFAULT_EPOCHS),
+        batch_size=args.batch_size,
+        lr=args.lr,
+        sparse_end=args.sparse_end,
+        start_epoch=args.start_epoch,
+        mask_times=args.mask_times,
+        seed=args.seed,
+        attacks=args.attacks if args.attacks is not None else ATTACK_NAMES,
+        attack_size=args.attack_size if args.attack_size is not None else (200 if quick else 1000),
+        train_size=args.train_size if args.train_size is not None else (5000 if quick else None),
+        test_size=args.test_size if args.test_size is not None else (1000 if quick else None),
+        out=args.out,
+        checkpoint_dir=args.checkpoint_dir,
+        checkpoint_every=args.checkpoint_every,
+        resume=args.resume,
+        quick=quick,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``supjax``; return the exit status (0 ok, 1 missing data, 2 bad options)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "train":  # pragma: no cover - argparse rejects unknown commands
+        parser.error(f"unknown command {args.command!r}")
+    train_parser = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    try:
+        config = config_from_args(args)
+        config.validate()
+    except ValueError as err:
+        train_parser.error(str(err))
+    from supjax.train.app import run
+
+    try:
+        run(config)
+    except FileNotFoundError as err:
+        print(f"supjax train: error: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"supjax train: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,336 @@
+"""A resumable training loop: the whole state is one pytree, the data order a pure function.
+
+The data order of epoch ``e`` is ``numpy.random.default_rng([data_seed, e]).permutation(n)``
+and everything else that changes during training (params, optimizer state including the
+:class:`~supjax.SuppressState`, the PRNG key, the position in the data) lives in
+:class:`TrainState`. Restoring a saved ``TrainState`` and calling :func:`fit` again therefore
+gives weights bitwise equal to an uninterrupted run (on CPU).
+
+>>> import numpy as np
+>>> epoch_order(0, 1, 5).tolist() == epoch_order(0, 1, 5).tolist()
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, NamedTuple, Protocol, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from supjax.layers import LayerRule, leaf_path, select_layers
+from supjax.transform import SuppressState
+
+__all__ = [
+    "ApplyFn",
+    "FitHooks",
+    "History",
+    "NoHooks",
+    "StepMetrics",
+    "TrainState",
+    "epoch_order",
+    "find_suppress",
+    "fit",
+    "init_state",
+    "make_predict",
+    "make_train_step",
+]
+
+#: ``apply_fn(params, images, rng) -> logits``.
+ApplyFn = Callable[[Any, jax.Array, jax.Array], jax.Array]
+
+
+class TrainState(NamedTuple):
+    """Everything a training run changes, as arrays (saved whole by a checkpoint).
+
+    Attributes:
+      params: model parameters.
+      opt_state: optimizer state (holds the ``SuppressState`` of a suppressed run).
+      key: PRNG key (uint32[2]); step ``t`` uses ``fold_in(key, t)``.
+      step: optimizer steps done (int32).
+      epoch: 0-based epoch in progress (int32).
+      step_in_epoch: steps done in that epoch (int32).
+      data_seed: seed of the data-order RNG (uint32).
+    """
+
+    params: Any
+    opt_state: Any
+    key: jax.Array
+    step: jax.Array
+    epoch: jax.Array
+    step_in_epoch: jax.Array
+    data_seed: jax.Array
+
+
+class StepMetrics(NamedTuple):
+    """What one training step reports: batch loss, correct predictions, sparsity."""
+
+    loss: jax.Array
+    correct: jax.Array
+    zeros: jax.Array  # float32[L]: fraction of exactly-zero weights per watched layer
+    target: jax.Array  # float32: the schedule's current target sparsity (0 without suppression)
+
+
+def init_state(params: Any, tx: optax.GradientTransformation, key: jax.Array, data_seed: int) -> TrainState:
+    """A fresh :class:`TrainState` at step 0.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> s = init_state({"w": jnp.ones(2)}, optax.sgd(0.1), jax.random.PRNGKey(0), 7)
+    >>> int(s.step), int(s.data_seed)
+    (0, 7)
+    """
+    zero = jnp.zeros([], jnp.int32)
+    return TrainState(
+        params=params,
+        opt_state=tx.init(params),
+        key=jnp.asarray(key),
+        step=zero,
+        epoch=zero,
+        step_in_epoch=zero,
+        data_seed=jnp.asarray(data_seed, jnp.uint32),
+    )
+
+
+def epoch_order(data_seed: int, epoch: int, n: int) -> np.ndarray:
+    """The order in which epoch ``epoch`` visits ``n`` samples (a pure function).
+
+    >>> sorted(epoch_order(3, 0, 4).tolist())
+    [0, 1, 2, 3]
+    """
+    return np.random.default_rng([int(data_seed), int(epoch)]).permutation(n)
+
+
+def find_suppress(opt_state: Any) -> SuppressState | None:
+    """The ``SuppressState`` inside ``opt_state``, or ``None`` for a dense run.
+
+    >>> import jax.numpy as jnp, optax
+    >>> find_suppress(optax.sgd(0.1).init({"w": jnp.ones(2)})) is None
+    True
+    """
+    found = [
+        s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, SuppressState))
+        if isinstance(s, SuppressState)
+    ]
+    if len(found) > 1:
+        raise ValueError(f"opt_state holds {len(found)} SuppressState, expected at most one")
+    return found[0] if found else None
+
+
+def _leaf_positions(params: Any, paths: Sequence[str]) -> list[int]:
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    index = {leaf_path(p): i for i, (p, _) in enumerate(flat)}
+    missing = [p for p in paths if p not in index]
+    if missing:
+        raise ValueError(f"watched layers {missing} are not in params; paths are {sorted(index)}")
+    return [index[p] for p in paths]
+
+
+def make_train_step(
+    apply_fn: ApplyFn, tx: optax.GradientTransformation, watch: Sequence[str]
+) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, StepMetrics]]:
+    """A jitted ``step(state, images, labels) -> (state, metrics)`` (softmax cross-entropy).
+
+    ``watch`` lists parameter paths (``"conv1/kernel"``) whose zero fraction each step
+    reports. The function compiles once for a given batch shape.
+    """
+    watch = tuple(watch)
+
+    def step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainState, StepMetrics]:
+        rng = jax.random.fold_in(state.key, state.step)
+
+        def loss_fn(params):
+            logits = apply_fn(params, x, rng)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), logits
+
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        leaves = jax.tree_util.tree_leaves(params)
+        positions = _leaf_positions(params, watch)
+        zeros = jnp.stack([jnp.mean(leaves[i] == 0) for i in positions]) if positions else jnp.zeros([0])
+        sup = find_suppress(opt_state)
+        target = sup.sparsity if sup is not None else jnp.zeros([], jnp.float32)
+        metrics = StepMetrics(
+            loss=loss.astype(jnp.float32),
+            correct=jnp.sum(jnp.argmax(logits, -1) == y).astype(jnp.int32),
+            zeros=zeros.astype(jnp.float32),
+            target=target.astype(jnp.float32),
+        )
+        new_state = state._replace(
+            params=params,
+            opt_state=opt_state,
+            step=state.step + 1,
+            step_in_epoch=state.step_in_epoch + 1,
+        )
+        return new_state, metrics
+
+    return jax.jit(step)
+
+
+def make_predict(apply_fn: ApplyFn, batch_size: int = 1000) -> Callable[[Any, np.ndarray], np.ndarray]:
+    """``predict(params, images) -> logits`` (numpy), in fixed-size jitted batches.
+
+    The last batch is padded, so every call reuses one compiled function.
+    """
+    fn = jax.jit(lambda params, x: apply_fn(params, x, jax.random.PRNGKey(0)))
+
+    def predict(params: Any, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        size = min(batch_size, n)
+        out = []
+        for start in range(0, n, size):
+            chunk = x[start:start + size]
+            pad = size - len(chunk)
+            if pad:
+                chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
+            out.append(np.asarray(fn(params, chunk))[: size - pad])
+        return np.concatenate(out)
+
+    return predict
+
+
+@dataclasses.dataclass
+class History:
+    """What a run recorded (JSON-ready; saved with each checkpoint).
+
+    ``layer_sparsity[path][i]`` and ``target_sparsity[i]`` were measured after step
+    ``steps[i]``; ``test_accuracy[e]`` and ``train_loss[e]`` after epoch ``e + 1``.
+    """
+
+    test_accuracy: list[float] = dataclasses.field(default_factory=list)
+    train_loss: list[float] = dataclasses.field(default_factory=list)
+    train_accuracy: list[float] = dataclasses.field(default_factory=list)
+    steps: list[int] = dataclasses.field(default_factory=list)
+    target_sparsity: list[float] = dataclasses.field(default_factory=list)
+    layer_sparsity: dict[str, list[float]] = dataclasses.field(default_factory=dict)
+    loss_sum: float = 0.0
+    correct_sum: int = 0
+    seconds: float = 0.0
+    finished: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        """A plain dict (floats round-trip exactly through JSON)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "History":
+        """The inverse of :meth:`to_json`.
+
+        >>> History.from_json(History(steps=[1]).to_json()).steps
+        [1]
+        """
+        return cls(**data)
+
+
+class FitHooks(Protocol):
+    """Callbacks of :func:`fit` (all optional; see :class:`NoHooks`)."""
+
+    def on_step(self, step: int) -> None: ...
+
+    def on_epoch(self, epoch: int, test_accuracy: float) -> None: ...
+
+    def on_checkpoint(self, step: int, state: TrainState, history: History) -> None: ...
+
+
+class NoHooks:
+    """Hooks that do nothing."""
+
+    def on_step(self, step: int) -> None:
+        del step
+
+    def on_epoch(self, epoch: int, test_accuracy: float) -> None:
+        del epoch, test_accuracy
+
+    def on_checkpoint(self, step: int, state: TrainState, history: History) -> None:
+        del step, state, history
+
+
+def _flush(pending: list, history: History, watch: Sequence[str], record: set[int]) -> None:
+    """Move the device metrics of finished steps into ``history`` (in step order)."""
+    if not pending:
+        return
+    host = jax.device_get([m for _, m in pending])
+    for (step, _), m in zip(pending, host):
+        history.loss_sum += float(m.loss)
+        history.correct_sum += int(m.correct)
+        if step in record:
+            history.steps.append(step)
+            history.target_sparsity.append(float(m.target))
+            for i, path in enumerate(watch):
+                history.layer_sparsity.setdefault(path, []).append(float(m.zeros[i]))
+    pending.clear()
+
+
+def fit(
+    state: TrainState,
+    train_step: Callable[[TrainState, Any, Any], tuple[TrainState, StepMetrics]],
+    predict: Callable[[Any, np.ndarray], np.ndarray],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int,
+    watch: Sequence[str] = (),
+    history: History | None = None,
+    checkpoint_every: int | None = None,
+    hooks: FitHooks | None = None,
+    max_records: int = 400,
+) -> tuple[TrainState, History]:
+    """Train from ``state`` until ``epochs`` epochs are done; return the state and history.
+
+    Epoch ``e`` visits the samples in ``epoch_order(data_seed, e, n)``, ``batch_size`` at a
+    time (the last partial batch is dropped). ``hooks.on_checkpoint`` is called after every
+    ``checkpoint_every``-th step and once at the end, with the history up to that step; a
+    run restarted from any of those (state, history) pairs ends bitwise where this one does.
+    """
+    hooks = hooks or NoHooks()
+    history = history or History()
+    watch = tuple(watch)
+    n = len(x_train)
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"--batch-size must be an integer in [1, {n}] (the training samples), got {batch_size}")
+    total = epochs * steps_per_epoch
+    every = max(1, total // max_records)
+    record = {s for s in range(every, total + 1, every)} | {total}
+    pending: list[tuple[int, StepMetrics]] = []
+    start_time = time.perf_counter()
+    seconds0 = history.seconds
+
+    def checkpoint(step: int) -> None:
+        _flush(pending, history, watch, record)
+        history.seconds = seconds0 + time.perf_counter() - start_time
+        hooks.on_checkpoint(step, state, history)
+
+    epoch = int(state.epoch)
+    while epoch < epochs:
+        order = epoch_order(int(state.data_seed), epoch, n)
+        for i in range(int(state.step_in_epoch), steps_per_epoch):
+            idx = order[i * batch_size:(i + 1) * batch_size]
+            state, metrics = train_step(state, x_train[idx], y_train[idx])
+            step = epoch * steps_per_epoch + i + 1
+            pending.append((step, metrics))
+            hooks.on_step(step)
+            if i + 1 == steps_per_epoch:
+                _flush(pending, history, watch, record)
+                acc = float(np.mean(np.argmax(predict(state.params, x_test), -1) == y_test))
+                history.test_accuracy.append(acc)
+                history.train_loss.append(history.loss_sum / steps_per_epoch)
+                history.train_accuracy.append(history.correct_sum / (steps_per_epoch * batch_size))
+                history.loss_sum, history.correct_sum = 0.0, 0
+                state = state._replace(
+                    epoch=jnp.asarray(epoch + 1, jnp.int32), step_in_epoch=jnp.zeros([], jnp.int32)
+                )
+                hooks.on_epoch(epoch + 1, acc)
+            if checkpoint_every is not None and step % checkpoint_every == 0 and step < total:
+                checkpoint(step)
+        epoch = int(state.epoch)
+    history.finished = True
+    checkpoint(int(state.step))
+    return state, history

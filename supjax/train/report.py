@@ -1,0 +1,175 @@
+"""The report of ``supjax train``: ``report.json``, ``report.md`` and the console table.
+
+Everything is built from one JSON-ready dict (see :func:`run_summary`), so a saved
+``report.json`` is enough to redraw the table, the Markdown and the plots.
+
+>>> rows = comparison_rows({"dense": _EXAMPLE_RUN, "suppressed": _EXAMPLE_RUN})
+>>> rows[0]
+('test accuracy', '97.50%', '97.50%')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import jax
+import numpy as np
+
+from supjax.train.membership import METRICS
+
+__all__ = [
+    "ATTACK_LABELS",
+    "RUNS",
+    "comparison_rows",
+    "print_table",
+    "run_summary",
+    "write_json",
+    "write_markdown",
+    "zero_fractions",
+]
+
+#: The two runs of a report, in display order.
+RUNS = ("dense", "suppressed")
+#: Display names of the attacks.
+ATTACK_LABELS = {"lr": "LR", "knn": "KNN", "mlp": "MLP", "rf": "RF", "loss_threshold": "loss threshold"}
+
+_EXAMPLE_RUN = {
+    "accuracy": 0.975,
+    "sparsity": {"fc3/kernel": 0.5},
+    "membership_inference": {"lr": {"precision": 0.5, "recall": 0.5, "accuracy": 0.5, "auc": 0.52}},
+    "seconds": 1.0,
+}
+
+
+def zero_fractions(params: Any, paths: Sequence[str]) -> dict[str, float]:
+    """Fraction of exactly-zero weights of each parameter in ``paths``.
+
+    >>> import numpy as np
+    >>> zero_fractions({"w": np.array([0.0, 1.0])}, ["w"])
+    {'w': 0.5}
+    """
+    from supjax.layers import leaf_path
+
+    flat, _ = jax.tree_util.tree_flatten_with_path(params)
+    by_path = {leaf_path(p): leaf for p, leaf in flat}
+    return {p: float(np.mean(np.asarray(jax.device_get(by_path[p])) == 0)) for p in paths}
+
+
+def run_summary(
+    accuracy: float,
+    train_accuracy: float,
+    sparsity: Mapping[str, float],
+    membership: Mapping[str, Mapping[str, float]],
+    roc: Mapping[str, Any],
+    history: Mapping[str, Any],
+    seconds: float,
+    eval_seconds: float,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One run's part of the report (``report["dense"]`` or ``report["suppressed"]``)."""
+    out = {
+        "accuracy": float(accuracy),
+        "train_accuracy": float(train_accuracy),
+        "sparsity": dict(sparsity),
+        "membership_inference": {k: dict(v) for k, v in membership.items()},
+        "membership_roc": dict(roc),
+        "history": {k: history[k] for k in ("test_accuracy", "train_loss", "train_accuracy", "steps",
+                                            "target_sparsity", "layer_sparsity")},
+        "seconds": float(seconds),
+        "eval_seconds": float(eval_seconds),
+    }
+    out.update(extra or {})
+    return out
+
+
+def write_json(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write ``report`` as indented JSON; return the path."""
+    path = Path(path)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return path
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.2f}%"
+
+
+def comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(what, dense, suppressed)`` rows: accuracy, per-layer sparsity, attack AUCs, time."""
+    dense, sup = report["dense"], report["suppressed"]
+    rows = [("test accuracy", _pct(dense["accuracy"]), _pct(sup["accuracy"]))]
+    if "train_accuracy" in dense:
+        rows.append(("train accuracy", _pct(dense["train_accuracy"]), _pct(sup["train_accuracy"])))
+    for path in sup["sparsity"]:
+        rows.append((f"zeros {path}", _pct(dense["sparsity"].get(path, 0.0)), _pct(sup["sparsity"][path])))
+    for name in sup["membership_inference"]:
+        label = ATTACK_LABELS.get(name, name)
+        d = dense["membership_inference"].get(name, {})
+        s = sup["membership_inference"][name]
+        rows.append((f"MIA {label} AUC", f"{d.get('auc', float('nan')):.3f}", f"{s['auc']:.3f}"))
+    rows.append(("training seconds (with compile)", f"{dense['seconds']:.1f}", f"{sup['seconds']:.1f}"))
+    return rows
+
+
+def print_table(report: Mapping[str, Any], console: Any = None) -> None:
+    """Print the comparison table with rich (to ``console``, a ``rich.console.Console``)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    table = Table(title=f"supjax: dense vs suppressed on {report['dataset']}")
+    table.add_column("metric")
+    table.add_column("dense", justify="right")
+    table.add_column("suppressed", justify="right")
+    for row in comparison_rows(report):
+        table.add_row(*row)
+    console.print(table)
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def write_markdown(report: Mapping[str, Any], path: str | os.PathLike, plots: Sequence[str] = ()) -> Path:
+    """Write a Markdown version of the report, embedding the plots (file names in ``plots``)."""
+    cfg = report["config"]
+    data = report.get("data", {})
+    lines = [
+        f"# supjax report: {report['dataset']}",
+        "",
+        f"LeNet5 trained twice with the same seed ({cfg['seed']}) and data split: a dense baseline "
+        "and a run with Suppress Privacy (`optax.chain(optax.sgd(lr), supjax.suppress(...))`).",
+        "",
+        "## Setup",
+        "",
+    ]
+    setup = [
+        ("data set", f"{report['dataset']} ({data.get('train_size', '?')} train / {data.get('test_size', '?')} test)"),
+        ("epochs, batch size, learning rate", f"{cfg['epochs']}, {cfg['batch_size']}, {cfg['lr']}"),
+        ("suppression", f"epochs {cfg['start_epoch']}-{cfg['epochs']}, {cfg['mask_times']} operations, "
+                        f"sparse_end {cfg['sparse_end']}"),
+        ("attack split", f"{data.get('attack_members', '?')} members (train) vs "
+                         f"{data.get('attack_nonmembers', '?')} non-members (test)"),
+        ("wall time", f"{report['seconds']:.1f} s"),
+    ]
+    lines += _md_table(["setting", "value"], setup)
+    lines += ["", "## Results", ""]
+    lines += _md_table(["metric", "dense", "suppressed"], comparison_rows(report))
+    lines += ["", "## Membership inference", "",
+              "Attack-test metrics (label 1 = member). AUC near 0.5 means the attack cannot tell "
+              "members from non-members.", ""]
+    rows = []
+    for run in RUNS:
+        for name, m in report[run]["membership_inference"].items():
+            rows.append([run, ATTACK_LABELS.get(name, name)] + [f"{m[k]:.3f}" for k in METRICS])
+    lines += _md_table(["model", "attack", *METRICS], rows)
+    if plots:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    path = Path(path)
+    path.write_text("\n".join(lines) + "\n")
+    return path
