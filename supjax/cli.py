@@ -1,4 +1,4 @@
-"""The ``supjax`` command (also ``python -m supjax``).
+"""The ``supjax`` command (also ``python -m supjax``): ``train`` and ``bench``.
 
 >>> build_parser().parse_args(["train", "--quick"]).quick
 True
@@ -124,6 +124,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint in the checkpoint directory; the result "
                           "is bitwise the one of an uninterrupted run")
+    bench = sub.add_parser(
+        "bench",
+        help="measure step overhead, operation time, selection and speed-ups (JSON with --json)",
+        description="Benchmark supjax against the bare optimizer, one elementwise pass and the reference.",
+    )
+    from supjax.bench import add_arguments
+
+    add_arguments(bench)
     return parser
 
 
@@ -166,6 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``supjax``; return the exit status (0 ok, 1 missing data, 2 bad options)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from supjax.bench import run as run_bench
+
+        return run_bench(args)
     if args.command != "train":  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command!r}")
     train_parser = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001

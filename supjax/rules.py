@@ -5,6 +5,10 @@ of weights to suppress (``stop``, a traced int32 >= 1), and returns a
 :class:`LayerOutcome`: the new keep-mask, the correction ``delta`` (how far each weight must
 move: the next step lands on ``w - delta``; zero where nothing is corrected) and the count
 to record. Nothing here loops over elements in Python.
+
+Layers keep their shape throughout (no ``reshape(-1)``): everything is elementwise, a sum, a
+selection or a prefix count, so a layer sharded over a device mesh stays sharded, and "index
+order" means row-major order of the layer (see :func:`_exclusive_count`).
 """
 
 from __future__ import annotations
@@ -100,9 +104,20 @@ def _as_bits(x: jax.Array) -> jax.Array:
 
 
 def _exclusive_count(flags: jax.Array) -> jax.Array:
-    """Number of ``True`` strictly before each position (index order)."""
+    """Number of ``True`` strictly before each position in row-major (``reshape(-1)``) order.
+
+    Two levels, in the layer's own shape: a prefix sum along the last axis, plus the prefix
+    sum of the row totals. A layer sharded on a leading axis then needs only its row totals
+    (one count per row) from the other devices; a flat ``jnp.cumsum`` is a cross-shard scan
+    that XLA runs by gathering the whole layer on every device.
+    """
     as_int = flags.astype(jnp.int32)
-    return jnp.cumsum(as_int) - as_int
+    if as_int.ndim <= 1:
+        return jnp.cumsum(as_int) - as_int
+    rows = jnp.sum(as_int, axis=-1)
+    flat_rows = rows.reshape(-1)
+    before_row = (jnp.cumsum(flat_rows) - flat_rows).reshape(rows.shape)
+    return before_row[..., None] + jnp.cumsum(as_int, axis=-1) - as_int
 
 
 def _first_in_order(flags: jax.Array, budget: jax.Array) -> jax.Array:
@@ -164,17 +179,16 @@ def exact_operation(
     >>> out.keep.tolist(), (w - out.delta).tolist()
     ([True, False, False, True, True], [0.30000001192092896, 0.0, 0.0, 1.2000000476837158, -0.800000011920929])
     """
-    shape, dtype = w.shape, w.dtype
-    flat = w.reshape(-1)
-    a, a_bits = magnitude(flat)
-    prev = ~keep.reshape(-1)
-    n = flat.size
+    dtype = w.dtype
+    a, a_bits = magnitude(w)
+    prev = ~keep
+    n = w.size
     thd = kth_smallest(a, stop) if threshold is None else jnp.asarray(threshold, dtype)
     thd_bits = _as_bits(thd)
     limit = jnp.minimum(jnp.int32(n - rule.min_num), stop)
     suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits, stop, limit, parity)
 
-    sign = _sign_of(flat)
+    sign = _sign_of(w)
     low = (a_bits <= thd_bits) & ~suppressed
     pulled_to = sign * jnp.minimum(thd, jnp.asarray(LOWER_BOUND, dtype))
     rest = ~suppressed & ~low
@@ -186,17 +200,32 @@ def exact_operation(
     upper_clip = rest & (a > floor_in_dtype(ub, dtype))
     rest = rest & ~upper_clip
     if rule.is_add_noise:
-        noise = jax.random.uniform(key, flat.shape, jnp.float32, -NOISE_VOLUME, NOISE_VOLUME).astype(dtype)
+        noise = _uniform_noise(key, w.shape).astype(dtype)
         noise = jnp.where(rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype)), noise, 0)
     else:
-        noise = jnp.zeros_like(flat)
+        noise = jnp.zeros_like(w)
 
-    delta = jnp.where(suppressed, flat, noise)
-    delta = jnp.where(low, flat - pulled_to, delta)
-    delta = jnp.where(lower_clip, flat - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
-    delta = jnp.where(upper_clip, flat - sign * jnp.asarray(ub, dtype), delta)
+    delta = jnp.where(suppressed, w, noise)
+    delta = jnp.where(low, w - pulled_to, delta)
+    delta = jnp.where(lower_clip, w - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
+    delta = jnp.where(upper_clip, w - sign * jnp.asarray(ub, dtype), delta)
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(~suppressed.reshape(shape), delta.reshape(shape), count, thd)
+    return LayerOutcome(~suppressed, delta, count, thd)
+
+
+def _uniform_noise(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``U(-0.1, 0.1)`` float32 noise, element ``i`` (row-major) as if drawn for ``(size,)``.
+
+    With the partitionable threefry (JAX's default) the bits depend on the key and the
+    row-major index only, so drawing in ``shape`` gives the same values as drawing flat and
+    reshaping, and keeps a sharded layer's noise sharded. Otherwise it draws flat.
+    """
+    partitionable = bool(getattr(jax.config, "jax_threefry_partitionable", False))
+    threefry = str(getattr(jax.config, "jax_default_prng_impl", "threefry2x32")) == "threefry2x32"
+    if partitionable and threefry:
+        return jax.random.uniform(key, shape, jnp.float32, -NOISE_VOLUME, NOISE_VOLUME)
+    size = int(np.prod(shape, dtype=np.int64))
+    return jax.random.uniform(key, (size,), jnp.float32, -NOISE_VOLUME, NOISE_VOLUME).reshape(shape)
 
 
 def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutcome:
@@ -207,14 +236,13 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     >>> out.keep.tolist(), int(out.count)
     ([True, False, False, True], 2)
     """
-    flat = w.reshape(-1)
-    a, a_bits = magnitude(flat)
-    prev = ~keep.reshape(-1)
+    a, a_bits = magnitude(w)
+    prev = ~keep
     thd = kth_smallest(a, stop)
     suppressed = prev | _newly_suppressed(a_bits, prev, _as_bits(thd), stop, stop, parity=False)
-    delta = jnp.where(suppressed, flat, jnp.zeros_like(flat))
+    delta = jnp.where(suppressed, w, jnp.zeros_like(w))
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(~suppressed.reshape(w.shape), delta.reshape(w.shape), count, thd)
+    return LayerOutcome(~suppressed, delta, count, thd)
 
 
 def large_operation_reference(
@@ -226,7 +254,7 @@ def large_operation_reference(
     magnitude of the kept weights (all magnitudes while nothing was recorded yet) is a
     candidate threshold; the counted candidates are averaged and every ``|w| <= thd`` is
     suppressed. Returns the outcome and whether anything was counted (else nothing changes).
-    This path sorts each part: it is for parity, not speed.
+    This path sorts each part: it is for parity, not speed (a sharded layer is gathered to sort it).
 
     >>> import jax.numpy as jnp
     >>> out, done = large_operation_reference(jnp.array([0.3, -0.1, 0.1, 0.2]),
@@ -234,8 +262,7 @@ def large_operation_reference(
     >>> out.keep.tolist(), bool(done)
     ([True, False, False, True], True)
     """
-    flat = w.reshape(-1)
-    _, a_bits = magnitude(flat)  # sorted and compared as bit patterns: exact for subnormals
+    _, a_bits = magnitude(w)  # sorted and compared as bit patterns: exact for subnormals
     kept = keep.reshape(parts, -1)
     init = last_count <= 0
     k = jnp.maximum(0, (stop - last_count) // parts)
@@ -265,8 +292,8 @@ def large_operation_reference(
     thd = jax.lax.bitcast_convert_type(thd_bits, w.dtype)
     new_keep = a_bits > thd_bits
     done = n_counted > 0
-    new_keep = jnp.where(done, new_keep, keep.reshape(-1))
-    delta = jnp.where(done & ~new_keep, flat, jnp.zeros_like(flat))
+    new_keep = jnp.where(done, new_keep, keep)
+    delta = jnp.where(done & ~new_keep, w, jnp.zeros_like(w))
     count = jnp.sum(~new_keep, dtype=jnp.int32)
-    outcome = LayerOutcome(new_keep.reshape(w.shape), delta.reshape(w.shape), count, thd)
+    outcome = LayerOutcome(new_keep, delta, count, thd)
     return outcome, done

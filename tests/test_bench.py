@@ -1,0 +1,90 @@
+"""``supjax bench``: the machinery runs (``--quick``) and writes the documented JSON.
+
+No timing is asserted: the numbers of a smoke run on a shared CI machine mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+
+from supjax import bench
+
+HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "selection_ratio", "compat_step_ratio")
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory):
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    # one large-path layer is enough for the selection figure's machinery
+    status = bench.main(["--quick", "--sizes", "150000", "--json", str(path)])
+    assert status == 0
+    return json.loads(path.read_text())
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def test_headline_keys_are_numbers_or_null(quick_report):
+    for key in HEADLINE:
+        assert key in quick_report
+        value = quick_report[key]
+        assert value is None or _is_number(value), (key, value)
+    # measured in every environment
+    for key in ("step_overhead_ratio", "lenet5_operation_ms", "selection_ratio"):
+        assert _is_number(quick_report[key]) and quick_report[key] > 0
+
+
+def test_every_figure_has_median_min_max_and_goal(quick_report):
+    figures = quick_report["figures"]
+    assert set(HEADLINE) <= set(figures)
+    for key in HEADLINE:
+        fig = figures[key]
+        assert fig["median"] == quick_report[key]
+        assert isinstance(fig["goal"], str) and fig["goal"].split()[0] in ("<=", ">=")
+        if fig["median"] is None:
+            assert fig["min"] is None and fig["max"] is None and fig["met"] is None
+            assert fig["note"]  # says why the figure is missing
+        else:
+            assert fig["min"] <= fig["median"] <= fig["max"]
+            assert isinstance(fig["met"], bool)
+            assert fig["samples"] >= 1
+    assert quick_report["goals_met"] == {key: figures[key]["met"] for key in HEADLINE}
+
+
+def test_details(quick_report):
+    figures = quick_report["figures"]
+    step = figures["step_overhead_ratio"]["detail"]["step_ms"]
+    assert {"bare", "suppress"} <= set(step)
+    layers = figures["lenet5_operation_ms"]["detail"]["layers"]
+    assert [v["size"] for v in layers.values()] == [150, 2400, 48000, 10080, 840]
+    by_size = figures["selection_ratio"]["detail"]["by_size"]
+    assert list(by_size) == ["150000"] and by_size["150000"]["path"] == "large"
+    assert quick_report["quick"] is True
+    assert quick_report["environment"]["jax"] and quick_report["phase_s"]
+
+
+def test_add_arguments_registers_the_options():
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--json", "x.json", "--quick", "--sizes", "1e4", "1e7", "--no-compat"])
+    assert args.json == "x.json" and args.quick and args.no_compat and not args.no_reference
+    assert args.sizes == [1e4, 1e7]
+
+
+def test_bad_sizes_are_rejected(capsys):
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    assert bench.run(parser.parse_args(["--sizes", "0"])) == 2
+    assert "--sizes" in capsys.readouterr().err
+
+
+def test_plain_table_without_rich(quick_report):
+    text = bench.format_table(quick_report)
+    lines = text.splitlines()
+    assert lines[0].split()[:4] == ["figure", "median", "min", "max"]
+    assert len(lines) == 2 + len(HEADLINE)
