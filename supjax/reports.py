@@ -54,12 +54,13 @@ class LayerSparsity(NamedTuple):
     mask_sparsity: float
     target_sparsity: float
     suppressed: int
+    nonfinite_skips: int = 0  # operations that skipped the layer because it held NaN or Inf
 
 
 def sparsity_report(
     params: Any, state: SuppressState, layers: Sequence[LayerRule]
 ) -> list[LayerSparsity]:
-    """Per selected layer: actual weight sparsity, mask sparsity, target, recorded count.
+    """Per selected layer: weight and mask sparsity, target, recorded count, NaN/Inf skips.
 
     ``layers`` are the rules the transformation was built with.
 
@@ -78,6 +79,7 @@ def sparsity_report(
     leaves = jax.tree_util.tree_leaves(params)
     target = float(jax.device_get(state.sparsity))
     counts = np.asarray(jax.device_get(state.suppressed))
+    skips = np.asarray(jax.device_get(state.nonfinite_skips))
     return [
         LayerSparsity(
             path=layer.path,
@@ -86,6 +88,7 @@ def sparsity_report(
             mask_sparsity=mask_sparsity(mask),
             target_sparsity=target,
             suppressed=int(counts[i]),
+            nonfinite_skips=int(skips[i]),
         )
         for i, (layer, mask) in enumerate(zip(selected, state.keep_masks))
     ]

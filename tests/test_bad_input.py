@@ -64,6 +64,8 @@ BAD = [
     ("seed float", lambda: suppress([LayerRule("a")], SCHED, seed=1.5), TypeError, ["seed"]),
     ("reference_parity str", lambda: suppress([LayerRule("a")], SCHED, reference_parity="yes"), TypeError,
      ["reference_parity"]),
+    ("warn_nonfinite int", lambda: suppress([LayerRule("a")], SCHED, warn_nonfinite=1), TypeError,
+     ["warn_nonfinite"]),
     ("large_layer_size 0", lambda: suppress([LayerRule("a")], SCHED, large_layer_size=0), ValueError,
      ["large_layer_size"]),
     ("learning_rate 0", lambda: suppress_gradients([LayerRule("a")], SCHED, 0.0), ValueError, ["learning_rate"]),

@@ -7,9 +7,11 @@ mesh with the batch on ``data`` and two suppressed layers sharded on ``model``, 
 (``P("model", None)``, the exact path, with clipping, noise and ties at the clip bound) and
 one by columns (``P(None, "model")``, the large path). All three must end with the same
 masks, suppressed counts and (to float rounding) params, and every mask must be sharded like
-its param. The compiled HLO of the sharded update must not gather the row-sharded layers;
-the column-sharded one is gathered by ``kth_smallest`` (which flattens its input: a flatten
-of a column-sharded array is a reshard), and nothing else.
+its param (after ``init``, and where XLA puts the masks the update returns). The compiled HLO
+of the sharded update must not gather the row-sharded layers: their selection takes histogram
+all-reduces, their index-order tie-break the row totals only. The column-sharded layer is
+gathered: ``kth_smallest`` flattens its input (a flatten of a column-sharded array is a
+reshard) and the tie-break's prefix sum runs along its sharded axis.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import pytest
 
 import supjax
 from supjax.train.config import TrainConfig
-from supjax.train.loop import History, epoch_order, find_suppress, fit, make_predict
+from supjax.train.loop import History, epoch_order, fit, make_predict
 from supjax.train.models import LENET5_LAYERS, lenet5_for, lenet5_rules
 
 from tests.test_train_support import EPOCHS, BATCH, fresh_state, leaves_equal, small_setup
@@ -157,7 +157,7 @@ def test_same_seed_same_result_bitwise_and_one_compilation(noisy):
     assert ha.test_accuracy == hb.test_accuracy and ha.layer_sparsity == hb.layer_sparsity
     # 30 steps over 3 epochs (epoch counters replaced on the host) and two runs: one compile.
     assert noisy.train_step._cache_size() == 1
-    sup = find_suppress(a.opt_state)
+    sup = supjax.find_suppress_state(a.opt_state)
     assert int(sup.operations) >= 5
     assert int(a.step) == EPOCHS * (320 // BATCH)
 

@@ -5,6 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+import supjax
+import supjax.transform
 
 from supjax import (
     LayerRule,
@@ -181,13 +183,15 @@ def test_hold_steps_do_not_change_the_mask_or_count():
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
 
-def test_nonfinite_layer_is_skipped_counted_and_warned_once(caplog):
+@pytest.mark.parametrize("warn", [False, True])
+def test_nonfinite_layer_is_skipped_counted_and_warned_only_when_asked(caplog, warn):
     rules = [LayerRule("a"), LayerRule("b")]
-    tx = suppress(rules, SuppressSchedule.from_steps(1, 6, 6, sparse_end=0.5))
+    tx = suppress(rules, SuppressSchedule.from_steps(1, 6, 6, sparse_end=0.5), warn_nonfinite=warn)
     params = {"a": jnp.array([0.5, jnp.nan, 0.3, 0.2]), "b": jnp.array([0.5, 0.1, 0.3, 0.2])}
     state = tx.init(params)
     update = jax.jit(tx.update)
     zeros = jax.tree.map(jnp.zeros_like, params)
+    supjax.transform._WARNED_NONFINITE.clear()
     with caplog.at_level("WARNING", logger="supjax"):
         for _ in range(5):
             updates, state = update(zeros, state, params)
@@ -198,4 +202,8 @@ def test_nonfinite_layer_is_skipped_counted_and_warned_once(caplog):
     assert int(state.nonfinite_skips[1]) == 0 and int(state.suppressed[1]) > 0
     assert bool(jnp.all(state.keep_masks[0]))
     assert not bool(jnp.any(jnp.isnan(updates["a"])))
-    assert len([r for r in caplog.records if "NaN or Inf" in r.getMessage()]) == 1
+    assert [r.nonfinite_skips for r in supjax.sparsity_report(params, state, rules)] == [2, 0]
+    warnings = [r for r in caplog.records if "NaN or Inf" in r.getMessage()]
+    assert len(warnings) == (1 if warn else 0)
+    has_callback = "callback" in jax.jit(tx.update).lower(zeros, state, params).as_text()
+    assert has_callback == warn

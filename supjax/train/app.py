@@ -24,10 +24,10 @@ import optax
 from supjax.data import Dataset, load_dataset
 from supjax.layers import LayerRule
 from supjax.schedule import SuppressSchedule
-from supjax.transform import suppress
+from supjax.transform import find_suppress_state, suppress
 from supjax.train.checkpoint import Checkpointer
 from supjax.train.config import TrainConfig
-from supjax.train.loop import History, TrainState, find_suppress, fit, init_state, make_predict, make_train_step
+from supjax.train.loop import History, TrainState, fit, init_state, make_predict, make_train_step
 from supjax.train.membership import attack_split, evaluate_membership
 from supjax.train.models import init_params, lenet5_for, lenet5_rules
 from supjax.train.report import RUNS, print_table, run_summary, write_json, write_markdown, zero_fractions
@@ -167,6 +167,15 @@ def _train_one(
     return state, history, resumed_from
 
 
+def _warn_skips(sup: Any, watch: Sequence[str], console: Any) -> None:
+    """Say which layers had operations skipped because they held NaN or Inf weights."""
+    if sup is None:
+        return
+    for path, skips in zip(watch, np.asarray(sup.nonfinite_skips)):
+        if skips:
+            console.print(f"[yellow]warning: {path} held NaN/Inf weights: {int(skips)} operations skipped it[/]")
+
+
 def _evaluate(
     state: TrainState, history: History, resumed_from: int | None, predict: Any, ds: Dataset,
     watch: Sequence[str], members: np.ndarray, nonmembers: np.ndarray, config: TrainConfig,
@@ -179,11 +188,12 @@ def _evaluate(
     )
     train_acc = float(np.mean(np.argmax(predict(state.params, ds.x_train), -1) == ds.y_train))
     extra: dict[str, Any] = {"resumed_from_step": resumed_from}
-    sup = find_suppress(state.opt_state)
+    sup = find_suppress_state(state.opt_state, missing_ok=True)
     if sup is not None:
         extra["mask_sparsity"] = {p: float(np.mean(~np.asarray(m))) for p, m in zip(watch, sup.keep_masks)}
         extra["target_sparsity"] = float(sup.sparsity)
         extra["operations"] = int(sup.operations)
+        extra["nonfinite_skips"] = {p: int(n) for p, n in zip(watch, np.asarray(sup.nonfinite_skips))}
     return run_summary(
         accuracy=history.test_accuracy[-1],
         train_accuracy=train_acc,
@@ -251,6 +261,7 @@ def run(config: TrainConfig, console: Any = None) -> dict[str, Any]:
                 if checkpointer is not None:
                     checkpointer.close()
             console.print(f"{name}: test accuracy {history.test_accuracy[-1]:.2%}; membership inference queued")
+            _warn_skips(find_suppress_state(state.opt_state, missing_ok=True), watch, console)
             pending[name] = pool.submit(
                 _evaluate, state, history, resumed_from, predict, ds, watch, members, nonmembers, config
             )

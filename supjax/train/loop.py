@@ -23,7 +23,7 @@ import numpy as np
 import optax
 
 from supjax.layers import LayerRule, leaf_path, select_layers
-from supjax.transform import SuppressState
+from supjax.transform import find_suppress_state
 
 __all__ = [
     "ApplyFn",
@@ -33,7 +33,6 @@ __all__ = [
     "StepMetrics",
     "TrainState",
     "epoch_order",
-    "find_suppress",
     "fit",
     "init_state",
     "make_predict",
@@ -104,22 +103,6 @@ def epoch_order(data_seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([int(data_seed), int(epoch)]).permutation(n)
 
 
-def find_suppress(opt_state: Any) -> SuppressState | None:
-    """The ``SuppressState`` inside ``opt_state``, or ``None`` for a dense run.
-
-    >>> import jax.numpy as jnp, optax
-    >>> find_suppress(optax.sgd(0.1).init({"w": jnp.ones(2)})) is None
-    True
-    """
-    found = [
-        s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, SuppressState))
-        if isinstance(s, SuppressState)
-    ]
-    if len(found) > 1:
-        raise ValueError(f"opt_state holds {len(found)} SuppressState, expected at most one")
-    return found[0] if found else None
-
-
 def _leaf_positions(params: Any, paths: Sequence[str]) -> list[int]:
     flat, _ = jax.tree_util.tree_flatten_with_path(params)
     index = {leaf_path(p): i for i, (p, _) in enumerate(flat)}
@@ -152,7 +135,7 @@ def make_train_step(
         leaves = jax.tree_util.tree_leaves(params)
         positions = _leaf_positions(params, watch)
         zeros = jnp.stack([jnp.mean(leaves[i] == 0) for i in positions]) if positions else jnp.zeros([0])
-        sup = find_suppress(opt_state)
+        sup = find_suppress_state(opt_state, missing_ok=True)
         target = sup.sparsity if sup is not None else jnp.zeros([], jnp.float32)
         metrics = StepMetrics(
             loss=loss.astype(jnp.float32),
