@@ -6,9 +6,9 @@ of weights to suppress (``stop``, a traced int32 >= 1), and returns a
 move: the next step lands on ``w - delta``; zero where nothing is corrected) and the count
 to record. Nothing here loops over elements in Python.
 
-Layers keep their shape throughout (no ``reshape(-1)``): everything is elementwise, a sum, a
-selection or a prefix count, so a layer sharded over a device mesh stays sharded, and "index
-order" means row-major order of the layer (see :func:`_exclusive_count`).
+Layers keep their shape throughout (no ``reshape(-1)``): everything is elementwise, a sum or
+a selection (:mod:`supjax.select`), so a layer sharded over a device mesh stays sharded, and
+"index order" means row-major order of the layer (see :func:`supjax.select.first_in_order`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supjax.layers import LayerRule
-from supjax.select import kth_smallest
+from supjax.select import first_in_order, kth_smallest
 
 __all__ = [
     "LOWER_BOUND",
@@ -103,32 +103,13 @@ def _as_bits(x: jax.Array) -> jax.Array:
     return jax.lax.bitcast_convert_type(x, _bits_type(x.dtype))
 
 
-def _exclusive_count(flags: jax.Array) -> jax.Array:
-    """Number of ``True`` strictly before each position in row-major (``reshape(-1)``) order.
-
-    Two levels, in the layer's own shape: a prefix sum along the last axis, plus the prefix
-    sum of the row totals. A layer sharded on a leading axis then needs only its row totals
-    (one count per row) from the other devices; a flat ``jnp.cumsum`` is a cross-shard scan
-    that XLA runs by gathering the whole layer on every device.
-    """
-    as_int = flags.astype(jnp.int32)
-    if as_int.ndim <= 1:
-        return jnp.cumsum(as_int) - as_int
-    rows = jnp.sum(as_int, axis=-1)
-    flat_rows = rows.reshape(-1)
-    before_row = (jnp.cumsum(flat_rows) - flat_rows).reshape(rows.shape)
-    return before_row[..., None] + jnp.cumsum(as_int, axis=-1) - as_int
-
-
 def _first_in_order(flags: jax.Array, budget: jax.Array) -> jax.Array:
-    """``flags`` restricted to its first ``budget`` set positions in index order."""
+    """``flags`` restricted to its first ``budget`` set positions in index order.
+
+    The selection runs only when there are more than ``budget`` (ties are rare).
+    """
     total = jnp.sum(flags, dtype=jnp.int32)
-    return jax.lax.cond(
-        total <= budget,
-        lambda f: f,
-        lambda f: f & (_exclusive_count(f) < budget),
-        flags,
-    )
+    return jax.lax.cond(total <= budget, lambda f: f, lambda f: first_in_order(f, budget), flags)
 
 
 def _newly_suppressed(a, prev, thd, stop, limit, parity: bool):
@@ -140,13 +121,7 @@ def _newly_suppressed(a, prev, thd, stop, limit, parity: bool):
     """
     if parity:
         low = a <= thd
-        total = jnp.sum(prev | low, dtype=jnp.int32)
-        taken = jax.lax.cond(
-            total <= limit,
-            lambda: low,
-            lambda: low & (_exclusive_count(prev | low) < limit),
-        )
-        return taken & ~prev
+        return low & _first_in_order(prev | low, limit) & ~prev
     below = (a < thd) & ~prev
     ties = (a == thd) & ~prev
     budget = stop - jnp.sum(prev | below, dtype=jnp.int32)

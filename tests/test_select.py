@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import supjax.select as select_module
-from supjax.select import kth_smallest
+from supjax.select import first_in_order, kth_smallest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -210,16 +210,16 @@ def test_radix_rounds_any_digit_split(dtype_name: str, widths: tuple[int, ...]) 
 
 
 _SORT_MAX = select_module._SORT_MAX_SIZE
-_NARROW_MAX = select_module._DIGIT_WIDTH_BY_SIZE[0][0]
+_MID_SIZE = 40_000
 
 
 @pytest.mark.parametrize(
     ("dtype_name", "size"),
-    [("float32", size) for size in (_SORT_MAX, _SORT_MAX + 1, _NARROW_MAX)]
-    + [(name, size) for name in DTYPES for size in (_NARROW_MAX + 1, 200_003)],
+    [("float32", size) for size in (_SORT_MAX, _SORT_MAX + 1)]
+    + [(name, size) for name in DTYPES for size in (_MID_SIZE, 200_003)],
 )
 def test_size_thresholds(dtype_name: str, size: int) -> None:
-    """Every code path (sort, narrow and wide digits) at its boundaries."""
+    """The sort path at its boundary and the radix path at two sizes, every dtype."""
     rng = np.random.default_rng(size)
     x = random_magnitudes(rng, dtype_name, size, max(1, size // 3), 0.1, 0.02, 0.01)
     _, uint, _ = DTYPES[dtype_name]
@@ -458,3 +458,31 @@ def test_sharded_input_is_not_gathered() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SHARDED-OK" in proc.stdout
+
+
+def prefix_first(flags: np.ndarray, k: int) -> np.ndarray:
+    """The definition: set positions with fewer than ``k`` set positions before them."""
+    flat = flags.ravel()
+    before = np.cumsum(flat) - flat
+    return (flat & (before < k)).reshape(flags.shape)
+
+
+@HYPOTHESIS
+@given(
+    shape=st.sampled_from([(1,), (7,), (300,), (5, 40), (3, 4, 90), (1200, 3), (70000,)]),
+    density=st.sampled_from([0.0, 0.01, 0.5, 1.0]),
+    k=st.integers(-3, 70003),
+    seed=st.integers(0, 2**16),
+)
+def test_first_in_order_matches_prefix_count(shape, density, k, seed) -> None:
+    """Equal to the prefix-count definition on the sort path and in one or two radix rounds."""
+    flags = np.random.default_rng(seed).random(shape) < density
+    got = np.asarray(jax.jit(first_in_order)(flags, jnp.int32(k)))
+    np.testing.assert_array_equal(got, prefix_first(flags, k))
+
+
+def test_first_in_order_hand_case() -> None:
+    flags = np.array([[True, False, True], [True, True, False]])
+    assert first_in_order(flags, 3).tolist() == [[True, False, True], [True, False, False]]
+    assert not first_in_order(flags, 0).any()
+    assert first_in_order(flags, 10).tolist() == flags.tolist()

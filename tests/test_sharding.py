@@ -8,10 +8,9 @@ mesh with the batch on ``data`` and two suppressed layers sharded on ``model``, 
 one by columns (``P(None, "model")``, the large path). All three must end with the same
 masks, suppressed counts and (to float rounding) params, and every mask must be sharded like
 its param (after ``init``, and where XLA puts the masks the update returns). The compiled HLO
-of the sharded update must not gather the row-sharded layers: their selection takes histogram
-all-reduces, their index-order tie-break the row totals only. The column-sharded layer is
-gathered: ``kth_smallest`` flattens its input (a flatten of a column-sharded array is a
-reshard) and the tie-break's prefix sum runs along its sharded axis.
+of the sharded update must not gather any layer, row- or column-sharded: the threshold
+selection and the index-order tie-break are radix selects whose only collectives are
+all-reduces of small histograms.
 """
 
 from __future__ import annotations
@@ -222,22 +221,16 @@ def test_masks_sharded_like_params(findings, layout):
     assert all(findings["shardings_ok"][layout]), (findings["mask_specs"], findings["param_specs"])
 
 
-def test_update_does_not_gather_row_sharded_layers(findings):
-    shapes = findings["shapes"]
-    column_sharded = {_elements(f"[{','.join(map(str, shapes['d2']))}]")}
-    layer_sizes = {_elements(f"[{','.join(map(str, s))}]") for s in shapes.values()}
-    most_rows = max(_elements(f"[{','.join(map(str, s[:-1]))}]") for s in shapes.values())
-    gathers = [c for c in findings["update_collectives"] if c["op"] != "all-reduce"]
-    for c in gathers:
-        n = _elements(c["shape"])
-        # row totals for the index-order tie-break (one count per row), or the whole
-        # column-sharded layer: kth_smallest flattens its input and the tie-break's prefix
-        # sum runs along the sharded axis; a row-sharded layer is never gathered
-        assert n <= most_rows or n in column_sharded, (c, gathers)
-    for c in findings["update_collectives"]:
-        if c["op"] == "all-reduce":
-            # histogram bins, row totals and scalar counts, never a layer-sized array
-            assert _elements(c["shape"]) not in layer_sizes, c
+def test_update_never_gathers_a_layer(findings):
+    # the selection and the index-order tie-break take histograms only: the sole collectives
+    # are all-reduces of histogram bins and scalar counts, for row- and column-sharded layers
+    layer_sizes = {_elements(f"[{','.join(map(str, s))}]") for s in findings["shapes"].values()}
+    collectives = findings["update_collectives"]
+    assert collectives, "expected the histograms' all-reduces"
+    assert {c["op"] for c in collectives} == {"all-reduce"}, collectives
+    for c in collectives:
+        assert _elements(c["shape"]) not in layer_sizes, c
+        assert _elements(c["shape"]) <= 1 << 16, c  # at most one histogram of 16-bit digits
 
 
 if __name__ == "__main__":
