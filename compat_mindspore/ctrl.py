@@ -15,7 +15,7 @@ import concurrent.futures
 import functools
 import logging
 import secrets
-from typing import Literal
+from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -285,7 +285,7 @@ class SuppressCtrl:
         self._counts = np.asarray(result.counts, dtype=np.int32).copy()
         thresholds = np.asarray(result.thresholds)
         for i in range(len(self._layers)):
-            self._store(i, np.asarray(result.keep[i]), np.asarray(result.delta[i]), weights[i], float(thresholds[i]))
+            self._store(i, result.keep[i], result.delta[i], result.move[i], weights[i], float(thresholds[i]))
         self.operations += 1
         LOGGER.info(
             "suppress operation at step %s: sparsity %.4f, suppressed %s",
@@ -321,7 +321,7 @@ class SuppressCtrl:
             rule=rule, parity=self.reference_parity, threshold=np.asarray(sparse_weight_thd, dtype=w.dtype),
         )
         self._counts[i] = int(out.count)
-        self._store(i, np.asarray(out.keep), np.asarray(out.delta), w, float(sparse_weight_thd))
+        self._store(i, out.keep, out.delta, out.move, w, float(sparse_weight_thd))
 
     def update_mask_layer_approximity(
         self,
@@ -356,7 +356,7 @@ class SuppressCtrl:
         else:
             out = _large_jit(w, keep, stop)
         self._counts[i] = int(out.count)
-        self._store(i, np.asarray(out.keep), np.asarray(out.delta), w, float(out.threshold))
+        self._store(i, out.keep, out.delta, out.move, w, float(out.threshold))
         return float(out.threshold)
 
     def precompile(self, wait: bool = False) -> None:
@@ -462,8 +462,8 @@ class SuppressCtrl:
             raise ValueError(f"form must be 'gradient' or 'update', got {form!r}")
         if form != self._form:
             self._form = form
-            for i, (delta, keep, weights, threshold) in self._pending.items():  # not applied yet
-                write_parameter(self._add[i], self._correction(i, delta, keep, weights, threshold))
+            for i, (delta, move, weights, threshold) in self._pending.items():  # not applied yet
+                write_parameter(self._add[i], self._correction(i, delta, move, weights, threshold))
 
     @property
     def keep_masks(self) -> tuple[np.ndarray, ...]:
@@ -507,19 +507,20 @@ class SuppressCtrl:
         return flat
 
     def _store(
-        self, i: int, keep: np.ndarray, delta: np.ndarray, weights: np.ndarray, threshold: float
+        self, i: int, keep: Any, delta: Any, move: Any, weights: np.ndarray, threshold: float
     ) -> None:
-        """Record layer ``i``'s new keep-mask and write its two buffers."""
+        """Record layer ``i``'s new keep-mask and write its two buffers (arrays from supjax)."""
         shape = tuple(self._layers[i].parameter.shape)
-        keep = keep.reshape(shape).astype(bool)
+        keep = np.asarray(keep).reshape(shape).astype(bool)
         self._keeps[i] = keep
         write_parameter(self._mul[i], keep)
-        delta = delta.reshape(shape)
-        write_parameter(self._add[i], self._correction(i, delta, keep, weights, threshold))
-        self._pending[i] = (delta, keep, weights, threshold)
+        delta = np.asarray(delta).reshape(shape)
+        move = np.asarray(move).reshape(shape)
+        write_parameter(self._add[i], self._correction(i, delta, move, weights, threshold))
+        self._pending[i] = (delta, move, weights, threshold)
 
     def _correction(
-        self, i: int, delta: np.ndarray, keep: np.ndarray, weights: np.ndarray, threshold: float
+        self, i: int, delta: np.ndarray, move: np.ndarray, weights: np.ndarray, threshold: float
     ) -> np.ndarray:
         """What the correction buffer holds for ``delta`` in the current form."""
         if self._form == "update":
@@ -529,6 +530,6 @@ class SuppressCtrl:
             return gradient_correction(delta, self.lr, float64=False)
         if self.reference_parity:
             return reference_gradient_correction(
-                weights.reshape(delta.shape), delta, keep, threshold, plan.rule.effective_upper_bound, self.lr
+                weights.reshape(delta.shape), delta, move, threshold, plan.rule.effective_upper_bound, self.lr
             )
         return gradient_correction(delta, self.lr)

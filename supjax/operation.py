@@ -93,6 +93,7 @@ class OperationResult(NamedTuple):
 
     keep: tuple[jax.Array, ...]
     delta: tuple[jax.Array, ...]
+    move: tuple[jax.Array, ...]  # int8 per weight: which rule moved it (supjax.rules.Move)
     counts: jax.Array  # int32[L], the recorded suppressed count per layer
     thresholds: jax.Array  # float32[L], each layer's magnitude threshold (0 where skipped)
     nonfinite: jax.Array  # bool[L], layers skipped because they held NaN or Inf
@@ -116,13 +117,13 @@ def _run_layer(plan: LayerPlan, w, keep, stop, last_count, key, parity: bool):
         else:
             out, done = large_operation_reference(w, keep, safe_stop, last_count, plan.parts)
             out = out._replace(count=jnp.where(done, out.count, last_count))
-        return out.keep, out.delta, out.count, out.threshold.astype(jnp.float32)
+        return out.keep, out.delta, out.move, out.count, out.threshold.astype(jnp.float32)
 
     def skip(_):
-        return keep, jnp.zeros_like(w), last_count, jnp.float32(0)
+        return keep, jnp.zeros_like(w), jnp.zeros(w.shape, jnp.int8), last_count, jnp.float32(0)
 
-    new_keep, delta, count, thd = jax.lax.cond(runnable & finite, run, skip, None)
-    return new_keep, delta, count, thd, ~finite & runnable
+    new_keep, delta, move, count, thd = jax.lax.cond(runnable & finite, run, skip, None)
+    return new_keep, delta, move, count, thd, ~finite & runnable
 
 
 def suppress_operation(
@@ -158,9 +159,10 @@ def suppress_operation(
     ]
     new_keep = tuple(r[0] for r in results)
     delta = tuple(r[1] for r in results)
-    new_counts = jnp.stack([r[2] for r in results]).astype(jnp.int32)
-    thresholds = jnp.stack([r[3] for r in results])
-    nonfinite = jnp.stack([r[4] for r in results])
+    move = tuple(r[2] for r in results)
+    new_counts = jnp.stack([r[3] for r in results]).astype(jnp.int32)
+    thresholds = jnp.stack([r[4] for r in results])
+    nonfinite = jnp.stack([r[5] for r in results])
 
     applied = jnp.asarray(True)
     if plans and plans[0].is_first_parameter:
@@ -169,6 +171,7 @@ def suppress_operation(
         applied = ~((stops[0] > 0) & too_small)
     new_keep = tuple(jnp.where(applied, nk, k) for nk, k in zip(new_keep, keeps))
     delta = tuple(jnp.where(applied, d, jnp.zeros_like(d)) for d in delta)
+    move = tuple(jnp.where(applied, m, jnp.zeros_like(m)) for m in move)
     new_counts = jnp.where(applied, new_counts, counts)
     nonfinite = nonfinite & applied
-    return OperationResult(new_keep, delta, new_counts, thresholds, nonfinite, applied)
+    return OperationResult(new_keep, delta, move, new_counts, thresholds, nonfinite, applied)

@@ -13,6 +13,7 @@ a selection (:mod:`supjax.select`), so a layer sharded over a device mesh stays 
 
 from __future__ import annotations
 
+import enum
 from typing import NamedTuple
 
 import jax
@@ -23,6 +24,7 @@ from supjax.layers import LayerRule
 from supjax.select import first_in_order, kth_smallest
 
 __all__ = [
+    "Move",
     "LOWER_BOUND",
     "NOISE_THRESHOLD",
     "NOISE_VOLUME",
@@ -40,13 +42,46 @@ NOISE_THRESHOLD = 0.5  # kept weights above this magnitude get noise
 NOISE_VOLUME = 0.1  # noise is U(-NOISE_VOLUME, NOISE_VOLUME)
 
 
+class Move(enum.IntEnum):
+    """Which rule of an operation moved a weight (``LayerOutcome.move``, int8 per weight).
+
+    Each weight is moved by at most one rule; its correction ``delta`` is ``w - target``:
+
+    * ``NONE``: not moved (``delta`` 0);
+    * ``SUPPRESSED``: set to 0 (newly or again);
+    * ``PULLED``: ``|w| <= threshold`` but kept (ties, ``min_num``): to ``sign(w) * min(threshold, LOWER_BOUND)``;
+    * ``LOWER_CLIP``: to ``sign(w) * LOWER_BOUND``;
+    * ``UPPER_CLIP``: to ``sign(w) * upper_bound``;
+    * ``NOISE``: by ``U(-0.1, 0.1)`` noise.
+
+    A caller that applies corrections in another precision (``compat_mindspore`` under
+    reference parity) recomputes them from the weight and its target.
+
+    >>> int(Move.SUPPRESSED), Move(4).name
+    (1, 'UPPER_CLIP')
+    """
+
+    NONE = 0
+    SUPPRESSED = 1
+    PULLED = 2
+    LOWER_CLIP = 3
+    UPPER_CLIP = 4
+    NOISE = 5
+
+
 class LayerOutcome(NamedTuple):
-    """Result of one operation on one layer (arrays shaped like the layer)."""
+    """Result of one operation on one layer (arrays shaped like the layer).
+
+    ``keep``: new keep-mask; ``delta``: correction (the next step lands on ``w - delta``);
+    ``count``: suppressed count to record; ``threshold``: magnitude threshold used;
+    ``move``: which rule moved each weight (int8 :class:`Move` codes).
+    """
 
     keep: jax.Array
     delta: jax.Array
     count: jax.Array
     threshold: jax.Array
+    move: jax.Array
 
 
 def floor_in_dtype(value: float, dtype) -> np.ndarray:
@@ -175,9 +210,10 @@ def exact_operation(
     upper_clip = rest & (a > floor_in_dtype(ub, dtype))
     rest = rest & ~upper_clip
     if rule.is_add_noise:
-        noise = _uniform_noise(key, w.shape).astype(dtype)
-        noise = jnp.where(rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype)), noise, 0)
+        noised = rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype))
+        noise = jnp.where(noised, _uniform_noise(key, w.shape).astype(dtype), 0)
     else:
+        noised = jnp.zeros_like(rest)
         noise = jnp.zeros_like(w)
 
     delta = jnp.where(suppressed, w, noise)
@@ -185,7 +221,19 @@ def exact_operation(
     delta = jnp.where(lower_clip, w - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
     delta = jnp.where(upper_clip, w - sign * jnp.asarray(ub, dtype), delta)
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(~suppressed, delta, count, thd)
+    move = _moves(
+        (suppressed, Move.SUPPRESSED), (low, Move.PULLED), (lower_clip, Move.LOWER_CLIP),
+        (upper_clip, Move.UPPER_CLIP), (noised, Move.NOISE),
+    )
+    return LayerOutcome(~suppressed, delta, count, thd, move)
+
+
+def _moves(*cases: tuple[jax.Array, Move]) -> jax.Array:
+    """int8 :class:`Move` code per weight from disjoint masks (``NONE`` elsewhere)."""
+    move = jnp.zeros(cases[0][0].shape, jnp.int8)
+    for mask, code in cases:
+        move = jnp.where(mask, jnp.int8(code), move)
+    return move
 
 
 def _uniform_noise(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -217,7 +265,7 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     suppressed = prev | _newly_suppressed(a_bits, prev, _as_bits(thd), stop, stop, parity=False)
     delta = jnp.where(suppressed, w, jnp.zeros_like(w))
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(~suppressed, delta, count, thd)
+    return LayerOutcome(~suppressed, delta, count, thd, _moves((suppressed, Move.SUPPRESSED)))
 
 
 def large_operation_reference(
@@ -270,5 +318,5 @@ def large_operation_reference(
     new_keep = jnp.where(done, new_keep, keep)
     delta = jnp.where(done & ~new_keep, w, jnp.zeros_like(w))
     count = jnp.sum(~new_keep, dtype=jnp.int32)
-    outcome = LayerOutcome(new_keep, delta, count, thd)
+    outcome = LayerOutcome(new_keep, delta, count, thd, _moves((done & ~new_keep, Move.SUPPRESSED)))
     return outcome, done

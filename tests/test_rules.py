@@ -178,3 +178,21 @@ def test_dtype_bounds_match_float64_comparisons(dtype):
         lo, hi = floor_in_dtype(value, dtype), ceil_in_dtype(value, dtype)
         assert float(lo) <= value <= float(hi)
         assert lo.dtype == np.dtype(dtype) and hi.dtype == np.dtype(dtype)
+
+
+def test_move_codes_name_the_rule_that_moved_each_weight():
+    from supjax.rules import Move
+
+    w = jnp.array([0.003, -0.003, 0.003, 0.004, 0.3, 2.0, -0.8, 0.006], jnp.float32)
+    rule = LayerRule("w", is_lower_clip=True, is_add_noise=True, upper_bound=1.0)
+    out = exact_operation(w, jnp.ones(8, bool), jnp.int32(2), KEY, rule, parity=False)
+    # thd = 0.003 (three ties): two suppressed in index order, the third pulled to 0.003;
+    # 0.004 lower-clipped to 0.005 (thd > 0.0025); 2.0 clipped to 1.0; -0.8 noised
+    expected = [Move.SUPPRESSED, Move.SUPPRESSED, Move.PULLED, Move.LOWER_CLIP,
+                Move.NONE, Move.UPPER_CLIP, Move.NOISE, Move.NONE]
+    assert np.asarray(out.move).tolist() == [int(m) for m in expected]
+    assert out.move.dtype == jnp.int8
+    # every weight whose delta is not zero was moved by a rule
+    assert not np.any((np.asarray(out.delta) != 0) & (np.asarray(out.move) == Move.NONE))
+    large = large_operation(w, jnp.ones(8, bool), jnp.int32(3))
+    assert np.asarray(large.move).tolist() == [1, 1, 1, 0, 0, 0, 0, 0]

@@ -92,6 +92,38 @@ def test_update_mask_layer_matches_the_reference(reference):
         assert ours.suppressed_counts[0] == ref.grads_mask_list[1].sparse_pos_list[-1]
 
 
+def test_corrections_on_the_bounds_match_the_reference(reference):
+    """Weights sitting on +-float32(0.005) and +-float32(0.3), and weights pulled to 0.005.
+
+    MindArmour clips a weight at float32(0.005) again (it is <= 0.005) and one at
+    float32(0.3) (> 0.3 in float64) with corrections of about 1e-9 / lr, and pulls the kept
+    weights below a threshold above 0.005 to 0.005 as a float64 number: supjax's move codes
+    let compat redo exactly that arithmetic.
+    """
+    rng = np.random.default_rng(2)
+    weights = rng.normal(0, 0.3, 400).astype(np.float32)
+    weights[:40] = rng.uniform(0, 0.004, 40).astype(np.float32) * rng.choice([-1, 1], 40)
+    weights[40:50] = np.float32(0.005) * rng.choice([-1, 1], 10).astype(np.float32)
+    weights[50:60] = np.float32(0.3) * rng.choice([-1, 1], 10).astype(np.float32)
+    ref, ours = pair(reference, weights, upper_bound=0.3, min_num=300)
+    abs_w = np.abs(weights)
+    for stop in (30, 150):  # threshold in (0.0025, 0.005), then above 0.005 with min_num binding
+        thd = np.partition(abs_w, stop - 1)[stop - 1]
+        ref.update_mask_layer(weights, thd, stop, float(abs_w.max()), 1)
+        ours.update_mask_layer(weights, thd, stop, float(abs_w.max()), 1)
+        keep_ref, add_ref = reference_arrays(ref)
+        assert np.array_equal(ours.keep_masks[0].reshape(-1), keep_ref)
+        add_ours = ours.mask_buffers[1][0].asnumpy().reshape(-1)
+        np.testing.assert_array_equal(add_ours, add_ref.astype(np.float32))
+        on_bounds = add_ours[40:60] if stop == 30 else add_ours[50:60]
+        assert np.all(on_bounds != 0) and np.all(np.abs(on_bounds) < 1e-6), on_bounds
+    pulled = ours.keep_masks[0].reshape(-1) & (abs_w <= thd)  # kept below a threshold > 0.005
+    assert thd > 0.005 and pulled.sum() > 10
+    w64 = weights[pulled].astype(np.float64)
+    expected = ((w64 - np.sign(w64) * 0.005) / 0.05).astype(np.float32)
+    np.testing.assert_array_equal(add_ours[pulled], expected)
+
+
 def test_update_mask_layer_approximity_matches_the_reference(reference):
     rng = np.random.default_rng(1)
     weights = np.round(rng.normal(0, 0.2, 12000), 3).astype(np.float32)  # many ties
