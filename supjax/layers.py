@@ -83,7 +83,12 @@ class LayerRule:
 
 
 class SelectedLayer(NamedTuple):
-    """A params leaf chosen for suppression."""
+    """A params leaf chosen for suppression (what :func:`select_layers` returns).
+
+    >>> import jax.numpy as jnp
+    >>> select_layers({"a": jnp.ones(3), "w": jnp.ones((2, 5))}, [LayerRule("w")])[0]
+    SelectedLayer(path='w', leaf_index=1, size=10, rule=LayerRule(pattern='w', is_add_noise=False, is_lower_clip=False, min_num=-1, upper_bound=1.2))
+    """
 
     path: str
     leaf_index: int

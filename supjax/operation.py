@@ -41,7 +41,13 @@ Path = Literal["exact", "large", "large_reference"]
 
 
 class LayerPlan(NamedTuple):
-    """Static facts about one selected layer: which path it takes and how."""
+    """Static facts about one selected layer: which path it takes and how.
+
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plan = plan_layers([SelectedLayer("w", 0, 20_000, LayerRule("w"))], reference_parity=True)[0]
+    >>> plan.method, plan.parts, plan.is_first_parameter  # the first parameter stays exact
+    ('exact', 1, True)
+    """
 
     path_name: str
     size: int
@@ -89,7 +95,11 @@ def plan_layers(
 
 
 class OperationResult(NamedTuple):
-    """New keep-masks, corrections and recorded counts of every selected layer."""
+    """New keep-masks, corrections and recorded counts of every selected layer.
+
+    ``keep``, ``delta`` and ``move`` hold one array per layer, shaped like it; the others
+    one entry per layer. :func:`suppress_operation`'s example builds one.
+    """
 
     keep: tuple[jax.Array, ...]
     delta: tuple[jax.Array, ...]

@@ -46,7 +46,12 @@ def mask_sparsity(keep_mask: Any) -> float:
 
 
 class LayerSparsity(NamedTuple):
-    """Sparsity of one suppressed layer."""
+    """Sparsity of one suppressed layer (a row of :func:`sparsity_report`).
+
+    >>> row = LayerSparsity("w", 4, weight_sparsity=0.5, mask_sparsity=0.5, target_sparsity=0.5, suppressed=2)
+    >>> row.suppressed, row.nonfinite_skips
+    (2, 0)
+    """
 
     path: str
     size: int

@@ -75,6 +75,10 @@ class LayerOutcome(NamedTuple):
     ``keep``: new keep-mask; ``delta``: correction (the next step lands on ``w - delta``);
     ``count``: suppressed count to record; ``threshold``: magnitude threshold used;
     ``move``: which rule moved each weight (int8 :class:`Move` codes).
+
+    >>> out = large_operation(jnp.array([0.3, -0.1, 0.2]), jnp.ones(3, bool), jnp.int32(1))
+    >>> out.keep.tolist(), out.delta.tolist(), int(out.count), out.move.tolist()
+    ([True, False, True], [0.0, -0.10000000149011612, 0.0], 1, [0, 1, 0])
     """
 
     keep: jax.Array

@@ -179,7 +179,12 @@ def stop_count(size: int, min_num: int, sparsity: float) -> int:
 
 
 class ScheduleState(NamedTuple):
-    """The schedule's bookkeeping: whether suppression started, where, and the last operation."""
+    """The schedule's bookkeeping: whether suppression started, where, and the last operation.
+
+    >>> state, operate = advance_schedule(ScheduleState(False, 0, 0), 10, True, False, 5)
+    >>> [int(v) for v in state], bool(operate)  # started, start_step, prev_step
+    ([1, 10, 10], True)
+    """
 
     started: object
     start_step: object

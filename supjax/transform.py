@@ -56,6 +56,12 @@ class SuppressState(NamedTuple):
       operations: number of operations done (int32).
       nonfinite_skips: per layer, operations skipped because the layer held NaN/Inf (int32[L]).
       key: PRNG key for the noise (uint32[2]).
+
+    >>> import jax.numpy as jnp
+    >>> from supjax import LayerRule, SuppressSchedule
+    >>> state = suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)).init({"w": jnp.ones(4)})
+    >>> int(state.count), state.keep_masks[0].tolist(), state.suppressed.tolist()
+    (0, [True, True, True, True], [0])
     """
 
     count: jax.Array
