@@ -4,11 +4,7 @@ Both sides train the same LeNet5 (same initial weights, same batch) under the tu
 five-layer suppression with ``nn.SGD``, masks active (one operation done, corrections
 reset). The reference runs in PYNATIVE_MODE (it refuses GRAPH_MODE); compat runs in the
 requested mode. Each figure is the median of ``repeats`` timings of ``steps`` calls, after
-``warmup`` calls (which include GRAPH_MODE and JAX compilation).
-
-    >>> from compat_mindspore._bench import measure_step_ratio
-    >>> timing = measure_step_ratio(mode="graph", steps=3, warmup=1, repeats=2)  # doctest: +SKIP
-    >>> timing.step_ratio  # compat seconds per step / reference seconds per step  # doctest: +SKIP
+``warmup`` calls (which include GRAPH_MODE and JAX compilation). See :func:`measure_step_ratio`.
 """
 
 from __future__ import annotations
@@ -30,7 +26,13 @@ __all__ = ["StepTiming", "measure_step_ratio"]
 
 @dataclasses.dataclass(frozen=True)
 class StepTiming:
-    """Median wall-clock seconds of one training step and one ``update_mask``, per side."""
+    """Median wall-clock seconds of one training step and one ``update_mask``, per side.
+
+    >>> timing = StepTiming("graph", reference_step_s=0.020, compat_step_s=0.005,
+    ...                     reference_update_mask_s=2.0, compat_update_mask_s=0.01)
+    >>> timing.step_ratio, timing.update_mask_ratio  # compat / reference: below 1, compat is faster
+    (0.25, 0.005)
+    """
 
     compat_mode: str
     reference_step_s: float
@@ -117,6 +119,15 @@ def measure_step_ratio(
     Raises:
         ImportError: mindarmour 2.0.0 is not installed.
         ValueError: ``mode`` is not ``"graph"`` or ``"pynative"``.
+
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # MindArmour prints as it goes  # doctest: +SKIP
+    ...     timing = measure_step_ratio(mode="graph", steps=3, warmup=1, repeats=2, seed=0)
+    >>> timing.compat_mode, timing.step_ratio > 0, timing.update_mask_ratio > 0  # doctest: +SKIP
+    ('graph', True, True)
+    >>> measure_step_ratio(mode="eager")
+    Traceback (most recent call last):
+    ...
+    ValueError: mode must be 'graph' or 'pynative', got 'eager'
     """
     if mode not in ("graph", "pynative"):
         raise ValueError(f"mode must be 'graph' or 'pynative', got {mode!r}")

@@ -29,7 +29,14 @@ _GLOB_CHARS = re.compile(r"[*?\[\]]")
 
 
 class MatchedLayer(NamedTuple):
-    """One suppressed parameter: its description, the parameter and supjax's view of it."""
+    """One suppressed parameter: its description, the parameter and supjax's view of it.
+
+    >>> from mindspore import nn
+    >>> net = nn.SequentialCell([nn.Dense(4, 3), nn.Dense(3, 2)])
+    >>> (matched,) = match_mask_layers(net, [MaskLayerDes("1.weight", 2, False, False, -1)])
+    >>> matched.parameter.name, matched.position, matched.selected.size, matched.description.grad_idx
+    ('1.weight', 2, 6, 2)
+    """
 
     description: MaskLayerDes
     parameter: Parameter

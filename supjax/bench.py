@@ -215,6 +215,10 @@ def measure_step_overhead(counts: _Counts, seed: int = 0) -> dict[str, Any]:
 
     The suppressed steps never operate (the schedule starts at step 1e6) but carry masks with
     half the weights suppressed, so they do all a non-operating step does.
+
+    >>> fig = measure_step_overhead(_Counts(quick=True), seed=0)  # doctest: +SKIP
+    >>> sorted(fig), sorted(fig["detail"]["step_ms"]), fig["median"] > 0  # doctest: +SKIP
+    (['detail', 'max', 'median', 'min', 'samples'], ['bare', 'suppress'], True)
     """
     import optax
 
@@ -362,7 +366,12 @@ def _operation_timer(
 
 
 def measure_lenet5_operation(counts: _Counts, seed: int = 0) -> dict[str, Any]:
-    """Time one operation over LeNet5's five layers (Flax layout), and each layer alone."""
+    """Time one operation over LeNet5's five layers (Flax layout), and each layer alone.
+
+    >>> fig = measure_lenet5_operation(_Counts(quick=True), seed=0)  # doctest: +SKIP
+    >>> {path: layer["size"] for path, layer in fig["detail"]["layers"].items()}  # doctest: +SKIP
+    {'conv1/kernel': 150, 'conv2/kernel': 2400, 'fc1/kernel': 48000, 'fc2/kernel': 10080, 'fc3/kernel': 840}
+    """
     rules = lenet5_rules()
     weights = _lenet5_weights(LENET5_FLAX_SHAPES, seed)
     plans, run = _operation_timer(weights, rules)
@@ -411,7 +420,12 @@ def _quiet_mindarmour():
 
 
 def measure_reference_speedup(counts: _Counts, seed: int = 0) -> dict[str, Any] | None:
-    """MindArmour's ``update_mask`` over our operation, on the same LeNet5 weights; None without it."""
+    """MindArmour's ``update_mask`` over our operation, on the same LeNet5 weights; None without it.
+
+    >>> fig = measure_reference_speedup(_Counts(quick=True), seed=0)
+    >>> fig is None or fig["median"] > 0  # None where mindarmour is not installed
+    True
+    """
     if not _have("mindspore", "mindarmour"):
         return None
     with _quiet_mindarmour():
@@ -499,7 +513,12 @@ def measure_reference_speedup(counts: _Counts, seed: int = 0) -> dict[str, Any] 
 def measure_selection_ratio(
     counts: _Counts, sizes: Sequence[int] = SELECTION_SIZES, seed: int = 0
 ) -> dict[str, Any]:
-    """One operation on a single layer of each size over one ``w * 2`` pass, interleaved."""
+    """One operation on a single layer of each size over one ``w * 2`` pass, interleaved.
+
+    >>> fig = measure_selection_ratio(_Counts(quick=True), sizes=(1_000,), seed=0)
+    >>> fig["detail"]["size"], sorted(fig["detail"]["by_size"]), fig["median"] > 0
+    (1000, ['1000'], True)
+    """
     from supjax.layers import LayerRule
 
     double = jax.jit(lambda w: w * 2)
@@ -539,7 +558,12 @@ def measure_selection_ratio(
 
 
 def measure_compat_step_ratio(counts: _Counts, seed: int = 0, mode: str = "graph") -> tuple[dict | None, str]:
-    """compat_mindspore's step time over MindArmour's, or ``(None, why)`` when not measurable."""
+    """compat_mindspore's step time over MindArmour's, or ``(None, why)`` when not measurable.
+
+    >>> fig, why = measure_compat_step_ratio(_Counts(quick=True), seed=0, mode="graph")
+    >>> (fig is None) == bool(why)  # (None, reason) without MindSpore and mindarmour
+    True
+    """
     if not _have("mindspore", "mindarmour"):
         return None, "MindSpore and mindarmour are not installed in this environment"
     if not _have("compat_mindspore"):
@@ -600,7 +624,14 @@ def run_bench(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
-    """Measure every figure and return the JSON report (a dict)."""
+    """Measure every figure and return the JSON report (a dict).
+
+    >>> report = run_bench(quick=True, sizes=(10_000,), reference=False, compat=False)  # doctest: +SKIP
+    >>> report["reference_speedup"], report["figures"]["compat_step_ratio"]["note"]  # doctest: +SKIP
+    (None, 'skipped (--no-compat)')
+    >>> report["step_overhead_ratio"] > 0, report["quick"]  # doctest: +SKIP
+    (True, True)
+    """
     counts = _Counts(quick)
     say = progress or (lambda _msg: None)
     if sizes is None:
@@ -724,7 +755,14 @@ def print_table(report: dict[str, Any], file=None) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``supjax bench``'s options to ``parser``."""
+    """Add ``supjax bench``'s options to ``parser``.
+
+    >>> parser = argparse.ArgumentParser(prog="supjax bench")
+    >>> add_arguments(parser)
+    >>> args = parser.parse_args(["--quick", "--sizes", "1e4", "1e6", "--no-compat"])
+    >>> args.quick, args.sizes, args.no_compat, args.compat_mode, args.json
+    (True, [10000.0, 1000000.0], True, 'graph', None)
+    """
     parser.add_argument("--json", metavar="PATH", default=None,
                         help="write the figures as JSON to PATH")
     parser.add_argument("--quick", action="store_true",
@@ -742,7 +780,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the bench for parsed arguments; print the table, write the JSON; return 0."""
+    """Run the bench for parsed arguments; print the table, write the JSON; return 0.
+
+    Returns 2, before measuring anything, when ``--sizes`` holds a size below 1.
+
+    >>> parser = argparse.ArgumentParser(prog="supjax bench")
+    >>> add_arguments(parser)
+    >>> run(parser.parse_args(["--sizes", "0"]))  # the error message goes to stderr
+    2
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "bench.json")
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # the table  # doctest: +SKIP
+    ...     status = run(parser.parse_args(["--quick", "--no-compat", "--json", path]))
+    >>> status, json.load(open(path))["figures"]["compat_step_ratio"]["note"]  # doctest: +SKIP
+    (0, 'skipped (--no-compat)')
+    """
     sizes = None if args.sizes is None else [int(s) for s in args.sizes]
     if sizes is not None and any(s < 1 for s in sizes):
         print("supjax bench: error: --sizes must be positive", file=sys.stderr)
@@ -766,7 +818,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supjax.bench [--json PATH] [--quick] ...``."""
+    """``python -m supjax.bench [--json PATH] [--quick] ...``.
+
+    >>> main(["--quick", "--sizes", "-1"])  # rejected before any measurement
+    2
+    >>> import tempfile
+    >>> path, table = os.path.join(tempfile.mkdtemp(), "bench.json"), io.StringIO()
+    >>> with contextlib.redirect_stdout(table):  # doctest: +SKIP
+    ...     status = main(["--quick", "--no-reference", "--no-compat", "--json", path])
+    >>> status, "step_overhead_ratio" in table.getvalue(), json.load(open(path))["quick"]  # doctest: +SKIP
+    (0, True, True)
+    """
     parser = argparse.ArgumentParser(prog="supjax bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
     return run(parser.parse_args(argv))

@@ -54,7 +54,14 @@ def _attacks(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``supjax`` (sub-command ``train``)."""
+    """The argument parser of ``supjax`` (sub-commands ``train`` and ``bench``).
+
+    >>> args = build_parser().parse_args(["train", "--epochs", "5", "--lr", "0.1"])
+    >>> args.command, args.epochs, args.lr, args.batch_size, args.out
+    ('train', 5, 0.1, 32, 'supjax-report')
+    >>> build_parser().parse_args(["bench", "--quick", "--no-compat"]).no_compat
+    True
+    """
     from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TARGET_INTERVAL
 
     parser = argparse.ArgumentParser(prog="supjax", description=_DESCRIPTION)
@@ -136,7 +143,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~supjax.train.config.TrainConfig` an argparse namespace asks for."""
+    """The :class:`~supjax.train.config.TrainConfig` an argparse namespace asks for.
+
+    >>> cfg = config_from_args(build_parser().parse_args(["train", "--quick", "--seed", "3"]))
+    >>> cfg.epochs, cfg.seed, cfg.attack_size, cfg.train_size, cfg.test_size, cfg.validate()
+    (10, 3, 200, 5000, 1000, True)
+    >>> config_from_args(build_parser().parse_args(["train", "--data-dir", "/data/kmnist"])).data
+    'kmnist'
+    """
     from pathlib import Path
 
     from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TrainConfig
@@ -171,7 +185,17 @@ def config_from_args(args: argparse.Namespace):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``supjax``; return the exit status (0 ok, 1 missing data, 2 bad options)."""
+    """Run ``supjax``; return the exit status (0 ok, 1 missing data, 2 bad options).
+
+    >>> import contextlib, io, os, tempfile
+    >>> main(["train", "--data", "fashion-mnist", "--data-dir", tempfile.mkdtemp()])  # no IDX files there
+    1
+    >>> out = tempfile.mkdtemp()
+    >>> with contextlib.redirect_stdout(io.StringIO()):  # progress and table  # doctest: +SKIP
+    ...     status = main(["train", "--quick", "--out", out])
+    >>> status, sorted(os.listdir(out))  # doctest: +SKIP
+    (0, ['accuracy.png', 'report.json', 'report.md', 'roc.png', 'sparsity.png'])
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":

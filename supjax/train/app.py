@@ -43,6 +43,10 @@ def load_data(config: TrainConfig) -> Dataset:
     """The data set ``config`` names, cut to ``train_size``/``test_size`` (seeded subsets).
 
     Raises ``FileNotFoundError`` (saying how to get the data) when it is not on disk.
+
+    >>> ds = load_data(TrainConfig(data="digits", train_size=100, test_size=50, seed=0))
+    >>> ds.name, ds.x_train.shape, ds.x_test.shape, ds.num_classes
+    ('digits', (100, 8, 8, 1), (50, 8, 8, 1), 10)
     """
     key = config.data.strip().lower().replace("_", "-")
     if key == "digits" and config.data_dir is not None:
@@ -74,6 +78,13 @@ def make_optimizer(
     exactly 0 (``w + (-w)``) whatever the optimizer, while the gradient form
     (``suppress_gradients``) divides the correction by ``lr`` and multiplies it back, which
     can leave a rounding residue and only works with plain SGD.
+
+    >>> import jax.numpy as jnp
+    >>> schedule, params = SuppressSchedule.from_steps(1, 100, 10), {"w": jnp.ones(4)}
+    >>> dense, suppressed = (make_optimizer(name, 0.05, [LayerRule("w")], schedule, seed=0) for name in RUNS)
+    >>> states = [find_suppress_state(tx.init(params), missing_ok=True) for tx in (dense, suppressed)]
+    >>> states[0], states[1].keep_masks[0].tolist()
+    (None, [True, True, True, True])
     """
     if run_name == "dense":
         return optax.sgd(lr)
@@ -208,7 +219,16 @@ def _evaluate(
 
 
 def run(config: TrainConfig, console: Any = None) -> dict[str, Any]:
-    """Train, attack and report; return the report (also written to ``config.out``)."""
+    """Train, attack and report; return the report (also written to ``config.out``).
+
+    >>> import io, os, tempfile
+    >>> from rich.console import Console
+    >>> cfg = TrainConfig(epochs=2, train_size=200, test_size=100, attacks=("lr",), attack_size=50,
+    ...                   out=tempfile.mkdtemp())
+    >>> report = run(cfg, console=Console(file=io.StringIO()))  # doctest: +SKIP
+    >>> sorted(report["suppressed"]["membership_inference"]), sorted(os.listdir(cfg.out))  # doctest: +SKIP
+    (['loss_threshold', 'lr'], ['accuracy.png', 'report.json', 'report.md', 'roc.png', 'sparsity.png'])
+    """
     config.validate()
     from rich.console import Console
 

@@ -34,7 +34,17 @@ __all__ = [
 
 
 class CheckpointMismatch(ValueError):
-    """A checkpoint does not fit the state it is restored into."""
+    """A checkpoint does not fit the state it is restored into.
+
+    >>> import tempfile, jax.numpy as jnp
+    >>> with Checkpointer(tempfile.mkdtemp()) as ckpt:
+    ...     ckpt.save(1, {"w": jnp.zeros(2)})
+    ...     try:
+    ...         ckpt.restore({"w": jnp.zeros(3)})
+    ...     except CheckpointMismatch as err:
+    ...         print(err)
+    checkpoint 1: w has shape (2,) and dtype float32, expected (3,) and float32
+    """
 
 
 def _leaf_paths(tree: Any) -> list[str]:
@@ -52,6 +62,13 @@ class Checkpointer:
     Args:
       directory: where the step directories go (created if missing).
       max_to_keep: how many checkpoints to keep (older ones are deleted).
+
+    >>> import tempfile, jax.numpy as jnp
+    >>> with Checkpointer(tempfile.mkdtemp(), max_to_keep=2) as ckpt:
+    ...     for step in (10, 20, 30):
+    ...         ckpt.save(step, {"w": jnp.full(2, step)}, {"epoch": step // 10})
+    ...     print(ckpt.all_steps(), ckpt.meta()["epoch"], ckpt.read(20)[0]["w"].tolist())
+    [20, 30] 3 [20, 20]
     """
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3) -> None:

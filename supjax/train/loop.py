@@ -54,6 +54,12 @@ class TrainState(NamedTuple):
       epoch: 0-based epoch in progress (int32).
       step_in_epoch: steps done in that epoch (int32).
       data_seed: seed of the data-order RNG (uint32).
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> state = init_state({"w": jnp.ones(2)}, optax.sgd(0.1), jax.random.PRNGKey(0), data_seed=3)
+    >>> later = state._replace(step=state.step + 1)  # a new state: TrainState is immutable
+    >>> int(later.step), int(state.step), int(state.epoch), state.key.shape
+    (1, 0, 0, (2,))
     """
 
     params: Any
@@ -66,7 +72,16 @@ class TrainState(NamedTuple):
 
 
 class StepMetrics(NamedTuple):
-    """What one training step reports: batch loss, correct predictions, sparsity."""
+    """What one training step reports: batch loss, correct predictions, sparsity.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> tx, params = optax.sgd(0.1), {"w": jnp.ones((3, 2)), "b": jnp.zeros(2)}
+    >>> step = make_train_step(lambda p, x, rng: x @ p["w"] + p["b"], tx, watch=["w", "b"])
+    >>> state = init_state(params, tx, jax.random.PRNGKey(0), data_seed=0)
+    >>> _, metrics = step(state, jnp.ones((4, 3)), jnp.array([0, 1, 1, 0]))
+    >>> int(metrics.correct), metrics.zeros.tolist(), float(metrics.target)  # no suppression: target 0
+    (2, [0.0, 1.0], 0.0)
+    """
 
     loss: jax.Array
     correct: jax.Array
@@ -119,6 +134,14 @@ def make_train_step(
 
     ``watch`` lists parameter paths (``"conv1/kernel"``) whose zero fraction each step
     reports. The function compiles once for a given batch shape.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> tx = optax.sgd(0.1)
+    >>> step = make_train_step(lambda p, x, rng: x @ p["w"], tx, watch=["w"])
+    >>> state = init_state({"w": jnp.zeros((3, 2))}, tx, jax.random.PRNGKey(0), data_seed=0)
+    >>> state, metrics = step(state, jnp.ones((4, 3)), jnp.array([0, 0, 0, 1]))
+    >>> int(state.step), round(float(metrics.loss), 4), int(metrics.correct), metrics.zeros.tolist()
+    (1, 0.6931, 3, [0.0])
     """
     watch = tuple(watch)
 
@@ -158,6 +181,12 @@ def make_predict(apply_fn: ApplyFn, batch_size: int = 1000) -> Callable[[Any, np
     """``predict(params, images) -> logits`` (numpy), in fixed-size jitted batches.
 
     The last batch is padded, so every call reuses one compiled function.
+
+    >>> import jax.numpy as jnp, numpy as np
+    >>> predict = make_predict(lambda params, x, rng: x @ params["w"], batch_size=4)
+    >>> logits = predict({"w": jnp.eye(2)}, np.arange(10, dtype=np.float32).reshape(5, 2))
+    >>> type(logits).__name__, logits.shape, logits[-1].tolist()
+    ('ndarray', (5, 2), [8.0, 9.0])
     """
     fn = jax.jit(lambda params, x: apply_fn(params, x, jax.random.PRNGKey(0)))
 
@@ -182,6 +211,10 @@ class History:
 
     ``layer_sparsity[path][i]`` and ``target_sparsity[i]`` were measured after step
     ``steps[i]``; ``test_accuracy[e]`` and ``train_loss[e]`` after epoch ``e + 1``.
+
+    >>> h = History(test_accuracy=[0.5, 0.75], steps=[10, 20], layer_sparsity={"w": [0.0, 0.5]})
+    >>> h.to_json()["layer_sparsity"], History.from_json(h.to_json()) == h
+    ({'w': [0.0, 0.5]}, True)
     """
 
     test_accuracy: list[float] = dataclasses.field(default_factory=list)
@@ -210,7 +243,15 @@ class History:
 
 
 class FitHooks(Protocol):
-    """Callbacks of :func:`fit` (all optional; see :class:`NoHooks`)."""
+    """Callbacks of :func:`fit` (all optional; see :class:`NoHooks`).
+
+    >>> class PrintEpochs(NoHooks):  # override only the callbacks you need
+    ...     def on_epoch(self, epoch, test_accuracy):
+    ...         print(f"epoch {epoch}: test accuracy {test_accuracy:.1%}")
+    >>> hooks: FitHooks = PrintEpochs()  # fit(..., hooks=hooks) calls it after every epoch
+    >>> hooks.on_epoch(1, 0.875)
+    epoch 1: test accuracy 87.5%
+    """
 
     def on_step(self, step: int) -> None: ...
 
@@ -220,7 +261,12 @@ class FitHooks(Protocol):
 
 
 class NoHooks:
-    """Hooks that do nothing."""
+    """Hooks that do nothing (what :func:`fit` uses when ``hooks`` is ``None``).
+
+    >>> hooks = NoHooks()
+    >>> hooks.on_step(1), hooks.on_epoch(1, 0.9), hooks.on_checkpoint(1, None, History())
+    (None, None, None)
+    """
 
     def on_step(self, step: int) -> None:
         del step
@@ -271,6 +317,15 @@ def fit(
     time (the last partial batch is dropped). ``hooks.on_checkpoint`` is called after every
     ``checkpoint_every``-th step and once at the end, with the history up to that step; a
     run restarted from any of those (state, history) pairs ends bitwise where this one does.
+
+    >>> import jax, jax.numpy as jnp, numpy as np, optax
+    >>> apply_fn, tx = (lambda p, x, rng: x @ p["w"]), optax.sgd(0.5)
+    >>> state = init_state({"w": jnp.zeros((2, 2))}, tx, jax.random.PRNGKey(0), data_seed=0)
+    >>> x, y = np.tile(np.eye(2, dtype=np.float32), (4, 1)), np.tile([0, 1], 4)  # 8 samples
+    >>> state, history = fit(state, make_train_step(apply_fn, tx, ["w"]), make_predict(apply_fn),
+    ...                      x, y, x, y, epochs=2, batch_size=4)
+    >>> int(state.step), history.test_accuracy, history.finished
+    (4, [1.0, 1.0], True)
     """
     hooks = hooks or NoHooks()
     history = history or History()

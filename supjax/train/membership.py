@@ -61,6 +61,14 @@ def evaluate_membership(
 
     ``metrics[name]`` holds precision, recall, accuracy and ROC AUC (plus ``threshold`` for
     ``loss_threshold``); ``roc[name]`` holds the curve's ``fpr`` and ``tpr`` points.
+
+    >>> rng = np.random.default_rng(0)
+    >>> x, y = rng.normal(size=(80, 4)).astype(np.float32), rng.integers(0, 3, 80)
+    >>> members, nonmembers = attack_split(40, 40, size=40, seed=0)
+    >>> metrics, roc = evaluate_membership(lambda w, xs: xs @ w, np.ones((4, 3), np.float32), x[:40], y[:40],
+    ...                                    x[40:], y[40:], members, nonmembers, attacks=("lr",), seed=0)
+    >>> list(metrics), sorted(metrics["lr"]), sorted(roc["lr"])
+    (['lr', 'loss_threshold'], ['accuracy', 'auc', 'precision', 'recall'], ['fpr', 'tpr'])
     """
     results = membership_inference(
         predict(params, x_train[members]),

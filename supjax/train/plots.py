@@ -38,7 +38,14 @@ def _save(fig: Any, path: str | os.PathLike) -> Path:
 
 
 def plot_sparsity(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Target and actual (exactly-zero) sparsity per layer over the suppressed run's steps."""
+    """Target and actual (exactly-zero) sparsity per layer over the suppressed run's steps.
+
+    >>> import os, tempfile
+    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> path = plot_sparsity(report, os.path.join(tempfile.mkdtemp(), "sparsity.png"))
+    >>> path.name, path.read_bytes()[1:4]
+    ('sparsity.png', b'PNG')
+    """
     hist = report["suppressed"]["history"]
     cfg = report["config"]
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
@@ -61,7 +68,14 @@ def plot_sparsity(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Test accuracy after each epoch, dense and suppressed."""
+    """Test accuracy after each epoch, dense and suppressed.
+
+    >>> import os, tempfile
+    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> path = plot_accuracy(report, os.path.join(tempfile.mkdtemp(), "accuracy.png"))
+    >>> path.name, path.read_bytes()[1:4]
+    ('accuracy.png', b'PNG')
+    """
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
     for run, style in zip(RUNS, ("o-", "s-")):
         acc = report[run]["history"]["test_accuracy"]
@@ -80,7 +94,14 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def plot_roc(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """ROC curves of every attack, one panel per model, AUC in the legend."""
+    """ROC curves of every attack, one panel per model, AUC in the legend.
+
+    >>> import os, tempfile
+    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> path = plot_roc(report, os.path.join(tempfile.mkdtemp(), "roc.png"))
+    >>> path.name, path.read_bytes()[1:4]
+    ('roc.png', b'PNG')
+    """
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.6), sharey=True)
     for ax, run in zip(axes, RUNS):
         roc = report[run]["membership_roc"]
@@ -102,7 +123,14 @@ def plot_roc(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
 
 
 def write_plots(report: Mapping[str, Any], out_dir: str | os.PathLike) -> list[Path]:
-    """Write the three PNGs into ``out_dir``; return their paths."""
+    """Write the three PNGs into ``out_dir``; return their paths.
+
+    >>> import tempfile
+    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> out = tempfile.mkdtemp()
+    >>> [path.name for path in write_plots(report, out)], sorted(os.listdir(out))
+    (['sparsity.png', 'accuracy.png', 'roc.png'], ['accuracy.png', 'roc.png', 'sparsity.png'])
+    """
     out = Path(out_dir)
     return [
         plot_sparsity(report, out / "sparsity.png"),

@@ -43,6 +43,31 @@ _EXAMPLE_RUN = {
     "seconds": 1.0,
 }
 
+# A whole (small) report, as ``supjax.train.app.run`` returns it, for the examples.
+_EXAMPLE_REPORT = {
+    "dataset": "digits",
+    "data": {"train_size": 1437, "test_size": 360, "attack_members": 200, "attack_nonmembers": 200},
+    "config": {"seed": 0, "epochs": 2, "batch_size": 32, "lr": 0.05, "start_epoch": 1, "mask_times": 6,
+               "sparse_end": 0.9, "schedule": {"start_step": 1}},
+    "seconds": 2.0,
+    "dense": {
+        **_EXAMPLE_RUN,
+        "sparsity": {"fc3/kernel": 0.0},
+        "history": {"test_accuracy": [0.9, 0.975], "steps": [44, 88], "target_sparsity": [0.0, 0.0],
+                    "layer_sparsity": {"fc3/kernel": [0.0, 0.0]}},
+        "membership_roc": {"lr": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.54, 1.0]}},
+    },
+    "suppressed": {
+        **_EXAMPLE_RUN,
+        "accuracy": 0.95,
+        "sparsity": {"fc3/kernel": 0.9},
+        "membership_inference": {"lr": {"precision": 0.5, "recall": 0.5, "accuracy": 0.5, "auc": 0.5}},
+        "history": {"test_accuracy": [0.85, 0.95], "steps": [44, 88], "target_sparsity": [0.5, 0.9],
+                    "layer_sparsity": {"fc3/kernel": [0.5, 0.9]}},
+        "membership_roc": {"lr": {"fpr": [0.0, 0.5, 1.0], "tpr": [0.0, 0.5, 1.0]}},
+    },
+}
+
 
 def zero_fractions(params: Any, paths: Sequence[str]) -> dict[str, float]:
     """Fraction of exactly-zero weights of each parameter in ``paths``.
@@ -69,7 +94,15 @@ def run_summary(
     eval_seconds: float,
     extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One run's part of the report (``report["dense"]`` or ``report["suppressed"]``)."""
+    """One run's part of the report (``report["dense"]`` or ``report["suppressed"]``).
+
+    >>> from supjax.train.loop import History
+    >>> run = run_summary(accuracy=0.95, train_accuracy=0.99, sparsity={"fc3/kernel": 0.9},
+    ...                   membership={"lr": {"auc": 0.52}}, roc={}, history=History(steps=[44]).to_json(),
+    ...                   seconds=12.0, eval_seconds=1.5, extra={"operations": 6})
+    >>> run["accuracy"], run["operations"], sorted(run["history"])
+    (0.95, 6, ['layer_sparsity', 'steps', 'target_sparsity', 'test_accuracy', 'train_accuracy', 'train_loss'])
+    """
     out = {
         "accuracy": float(accuracy),
         "train_accuracy": float(train_accuracy),
@@ -86,7 +119,13 @@ def run_summary(
 
 
 def write_json(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
-    """Write ``report`` as indented JSON; return the path."""
+    """Write ``report`` as indented JSON; return the path.
+
+    >>> import os, tempfile
+    >>> path = write_json({"dataset": "digits", "seconds": 1.5}, os.path.join(tempfile.mkdtemp(), "report.json"))
+    >>> path.name, json.loads(path.read_text())
+    ('report.json', {'dataset': 'digits', 'seconds': 1.5})
+    """
     path = Path(path)
     path.write_text(json.dumps(report, indent=2) + "\n")
     return path
@@ -97,7 +136,15 @@ def _pct(x: float) -> str:
 
 
 def comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
-    """``(what, dense, suppressed)`` rows: accuracy, per-layer sparsity, attack AUCs, time."""
+    """``(what, dense, suppressed)`` rows: accuracy, per-layer sparsity, attack AUCs, time.
+
+    >>> for row in comparison_rows(_EXAMPLE_REPORT):
+    ...     print(row)
+    ('test accuracy', '97.50%', '95.00%')
+    ('zeros fc3/kernel', '0.00%', '90.00%')
+    ('MIA LR AUC', '0.520', '0.500')
+    ('training seconds (with compile)', '1.0', '1.0')
+    """
     dense, sup = report["dense"], report["suppressed"]
     rows = [("test accuracy", _pct(dense["accuracy"]), _pct(sup["accuracy"]))]
     if "train_accuracy" in dense:
@@ -114,7 +161,16 @@ def comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def print_table(report: Mapping[str, Any], console: Any = None) -> None:
-    """Print the comparison table with rich (to ``console``, a ``rich.console.Console``)."""
+    """Print the comparison table with rich (to ``console``, a ``rich.console.Console``).
+
+    >>> import io
+    >>> from rich.console import Console
+    >>> console = Console(file=io.StringIO(), width=100)
+    >>> print_table(_EXAMPLE_REPORT, console)
+    >>> text = console.file.getvalue()
+    >>> "dense vs suppressed on digits" in text, "MIA LR AUC" in text, "90.00%" in text
+    (True, True, True)
+    """
     from rich.console import Console
     from rich.table import Table
 
@@ -135,7 +191,14 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]
 
 
 def write_markdown(report: Mapping[str, Any], path: str | os.PathLike, plots: Sequence[str] = ()) -> Path:
-    """Write a Markdown version of the report, embedding the plots (file names in ``plots``)."""
+    """Write a Markdown version of the report, embedding the plots (file names in ``plots``).
+
+    >>> import os, tempfile
+    >>> path = write_markdown(_EXAMPLE_REPORT, os.path.join(tempfile.mkdtemp(), "report.md"), ["roc.png"])
+    >>> lines = path.read_text().splitlines()
+    >>> lines[0], "| MIA LR AUC | 0.520 | 0.500 |" in lines, lines[-1]
+    ('# supjax report: digits', True, '![roc](roc.png)')
+    """
     cfg = report["config"]
     data = report.get("data", {})
     lines = [
