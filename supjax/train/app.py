@@ -178,6 +178,11 @@ def _train_one(
     return state, history, resumed_from
 
 
+def _compile_step(train_step: Any, state: TrainState, batch: tuple[np.ndarray, np.ndarray]) -> None:
+    """Compile ``train_step`` for ``state`` and batches shaped like ``batch`` into JAX's cache."""
+    train_step.lower(state, *batch).compile()
+
+
 def _warn_skips(sup: Any, watch: Sequence[str], console: Any) -> None:
     """Say which layers had operations skipped because they held NaN or Inf weights."""
     if sup is None:
@@ -274,8 +279,7 @@ def run(config: TrainConfig, console: Any = None) -> dict[str, Any]:
     with ThreadPoolExecutor(max_workers=1) as compiler, ThreadPoolExecutor(max_workers=1) as pool:
         compiled = {
             name: compiler.submit(
-                lambda n: train_steps[n].lower(init_state(params0, txs[n], loop_key, config.seed), *batch).compile(),
-                name,
+                _compile_step, train_steps[name], init_state(params0, txs[name], loop_key, config.seed), batch
             )
             for name in RUNS[1:]
         }
