@@ -213,31 +213,33 @@ def exact_operation(
     ub = rule.effective_upper_bound
     upper_clip = rest & (a > floor_in_dtype(ub, dtype))
     rest = rest & ~upper_clip
+    moves = [
+        (suppressed, Move.SUPPRESSED, w),
+        (low, Move.PULLED, w - pulled_to),
+        (lower_clip, Move.LOWER_CLIP, w - sign * jnp.asarray(LOWER_BOUND, dtype)),
+        (upper_clip, Move.UPPER_CLIP, w - sign * jnp.asarray(ub, dtype)),
+    ]
     if rule.is_add_noise:
         noised = rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype))
-        noise = jnp.where(noised, _uniform_noise(key, w.shape).astype(dtype), 0)
-    else:
-        noised = jnp.zeros_like(rest)
-        noise = jnp.zeros_like(w)
-
-    delta = jnp.where(suppressed, w, noise)
-    delta = jnp.where(low, w - pulled_to, delta)
-    delta = jnp.where(lower_clip, w - sign * jnp.asarray(LOWER_BOUND, dtype), delta)
-    delta = jnp.where(upper_clip, w - sign * jnp.asarray(ub, dtype), delta)
+        moves.append((noised, Move.NOISE, _uniform_noise(key, w.shape).astype(dtype)))
+    delta, move = _deltas_and_moves(w, moves)
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    move = _moves(
-        (suppressed, Move.SUPPRESSED), (low, Move.PULLED), (lower_clip, Move.LOWER_CLIP),
-        (upper_clip, Move.UPPER_CLIP), (noised, Move.NOISE),
-    )
     return LayerOutcome(~suppressed, delta, count, thd, move)
 
 
-def _moves(*cases: tuple[jax.Array, Move]) -> jax.Array:
-    """int8 :class:`Move` code per weight from disjoint masks (``NONE`` elsewhere)."""
-    move = jnp.zeros(cases[0][0].shape, jnp.int8)
-    for mask, code in cases:
+def _deltas_and_moves(
+    w: jax.Array, moves: list[tuple[jax.Array, Move, jax.Array]]
+) -> tuple[jax.Array, jax.Array]:
+    """``delta`` and int8 :class:`Move` codes from ``(mask, code, delta)`` per rule.
+
+    The masks are disjoint; a weight no rule moves gets ``delta`` 0 and ``Move.NONE``.
+    """
+    delta = jnp.zeros_like(w)
+    move = jnp.zeros(w.shape, jnp.int8)
+    for mask, code, rule_delta in moves:
+        delta = jnp.where(mask, rule_delta, delta)
         move = jnp.where(mask, jnp.int8(code), move)
-    return move
+    return delta, move
 
 
 def _uniform_noise(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
@@ -267,9 +269,9 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     prev = ~keep
     thd = kth_smallest(a, stop)
     suppressed = prev | _newly_suppressed(a_bits, prev, _as_bits(thd), stop, stop, parity=False)
-    delta = jnp.where(suppressed, w, jnp.zeros_like(w))
+    delta, move = _deltas_and_moves(w, [(suppressed, Move.SUPPRESSED, w)])
     count = jnp.sum(suppressed, dtype=jnp.int32)
-    return LayerOutcome(~suppressed, delta, count, thd, _moves((suppressed, Move.SUPPRESSED)))
+    return LayerOutcome(~suppressed, delta, count, thd, move)
 
 
 def large_operation_reference(
@@ -320,7 +322,7 @@ def large_operation_reference(
     new_keep = a_bits > thd_bits
     done = n_counted > 0
     new_keep = jnp.where(done, new_keep, keep)
-    delta = jnp.where(done & ~new_keep, w, jnp.zeros_like(w))
+    delta, move = _deltas_and_moves(w, [(done & ~new_keep, Move.SUPPRESSED, w)])
     count = jnp.sum(~new_keep, dtype=jnp.int32)
-    outcome = LayerOutcome(new_keep, delta, count, thd, _moves((done & ~new_keep, Move.SUPPRESSED)))
+    outcome = LayerOutcome(new_keep, delta, count, thd, move)
     return outcome, done

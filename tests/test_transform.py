@@ -6,7 +6,6 @@ import numpy as np
 import optax
 import pytest
 import supjax
-import supjax.transform
 
 from supjax import (
     LayerRule,
