@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from supjax.rules import LOWER_BOUND, Move
+from supjax.layer_operation import LOWER_BOUND, Move
 
 __all__ = ["gradient_correction", "reference_gradient_correction"]
 
@@ -41,13 +41,13 @@ def reference_gradient_correction(
 ) -> np.ndarray:
     """MindArmour's ``(w - target) / lr`` for the exact path, bit for bit (see the module note).
 
-    ``move`` is supjax's :class:`~supjax.rules.Move` code per weight. Weights clipped to
+    ``move`` is supjax's :class:`~supjax.layer_operation.Move` code per weight. Weights clipped to
     ``+-0.005`` or ``+-upper_bound``, and weights pulled to ``+-0.005`` (when the threshold
     is above it: MindArmour's ``min(0.005, threshold)``), get ``(float64(w) - sign(w) * c) / lr``
     with ``c`` the float64 constant; every other correction is ``float64(delta) / lr``.
     ``upper_bound`` is the effective bound (``max(0.10, upper_bound)``) as MindArmour holds it.
 
-    >>> from supjax.rules import Move
+    >>> from supjax.layer_operation import Move
     >>> w = np.array([0.9, -0.002, 0.3, 0.01], np.float32)
     >>> delta = np.array([w[0] - np.float32(0.35), w[1] + np.float32(0.005), 0.0, w[3]], np.float32)
     >>> move = np.array([Move.UPPER_CLIP, Move.LOWER_CLIP, Move.NONE, Move.SUPPRESSED])

@@ -30,7 +30,7 @@ from supjax import (
     suppress_operation,
     weight_sparsity,
 )
-from supjax.rules import exact_operation, large_operation, large_operation_reference
+from supjax.layer_operation import exact_operation, large_operation, large_operation_reference
 from supjax.schedule import ScheduleState
 
 from compat_mindspore import _reports

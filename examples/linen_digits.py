@@ -20,7 +20,7 @@ import optax
 from flax.training import train_state
 
 import supjax
-from supjax.data import batches, load_digits, num_batches
+from supjax_app.data import batches, load_digits, num_batches
 
 RULES = [
     supjax.LayerRule("conv1/kernel", is_lower_clip=True, min_num=10),

@@ -23,7 +23,7 @@ from mindspore import nn
 
 from compat_mindspore import MaskLayerDes, SuppressMasker, SuppressModel, SuppressPrivacyFactory
 from compat_mindspore._lenet import LeNet5, weights_first
-from supjax.data import load_digits, load_fashion_mnist
+from supjax_app.data import load_digits, load_fashion_mnist
 
 LR = 0.05
 

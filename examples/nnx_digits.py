@@ -21,7 +21,7 @@ import optax
 from flax import nnx
 
 import supjax
-from supjax.data import batches, load_digits, num_batches
+from supjax_app.data import batches, load_digits, num_batches
 
 RULES = [
     supjax.LayerRule("conv*/kernel", is_lower_clip=True, min_num=10),  # glob: conv1 and conv2

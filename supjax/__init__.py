@@ -9,7 +9,7 @@
 
 from supjax.layers import LayerRule, SelectedLayer, select_layers
 from supjax.operation import plan_layers, suppress_operation
-from supjax.rules import Move
+from supjax.layer_operation import Move
 from supjax.reports import LayerSparsity, format_report, mask_sparsity, sparsity_report, weight_sparsity
 from supjax.schedule import SuppressSchedule, advance_schedule, next_sparsity, stop_count
 from supjax.transform import SuppressState, find_suppress_state, suppress, suppress_gradients

@@ -18,7 +18,7 @@ from supjax.layers import (
     LayerRule,
     SelectedLayer,
 )
-from supjax.rules import (
+from supjax.layer_operation import (
     exact_operation,
     ceil_in_dtype,
     large_operation,
@@ -103,7 +103,7 @@ class OperationResult(NamedTuple):
 
     keep: tuple[jax.Array, ...]
     delta: tuple[jax.Array, ...]
-    move: tuple[jax.Array, ...]  # int8 per weight: which rule moved it (supjax.rules.Move)
+    move: tuple[jax.Array, ...]  # int8 per weight: which rule moved it (supjax.layer_operation.Move)
     counts: jax.Array  # int32[L], the recorded suppressed count per layer
     thresholds: jax.Array  # float32[L], each layer's magnitude threshold (0 where skipped)
     nonfinite: jax.Array  # bool[L], layers skipped because they held NaN or Inf

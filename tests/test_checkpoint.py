@@ -14,8 +14,8 @@ import optax
 import pytest
 
 import supjax
-from supjax.train.checkpoint import Checkpointer, CheckpointMismatch
-from supjax.train.loop import init_state
+from supjax_app.train.checkpoint import Checkpointer, CheckpointMismatch
+from supjax_app.train.loop import init_state
 
 from tests.test_train_support import PYTHON, subprocess_env
 
@@ -91,7 +91,7 @@ KILL_AT = 100
 
 _DRIVER = textwrap.dedent("""
     import sys, time
-    from supjax.train import checkpoint
+    from supjax_app.train import checkpoint
 
     save = checkpoint.Checkpointer.save
 
@@ -102,13 +102,13 @@ _DRIVER = textwrap.dedent("""
             time.sleep(600)  # the test kills the process here
 
     checkpoint.Checkpointer.save = save_then_hang
-    from supjax.cli import main
+    from supjax_app.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
 
 def _cli(args, **kw):
-    return subprocess.Popen([PYTHON, "-m", "supjax", *args], env=subprocess_env(), text=True,
+    return subprocess.Popen([PYTHON, "-m", "supjax_app", *args], env=subprocess_env(), text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
 
 

@@ -10,8 +10,8 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from supjax.cli import build_parser, main
-from supjax.train.checkpoint import Checkpointer
+from supjax_app.cli import build_parser, main
+from supjax_app.train.checkpoint import Checkpointer
 
 from tests.test_train_support import PYTHON, subprocess_env
 
@@ -35,7 +35,7 @@ def test_every_option_has_help_text():
 
 
 def test_help_runs_as_a_module():
-    out = subprocess.run([PYTHON, "-m", "supjax", "train", "--help"], env=subprocess_env(),
+    out = subprocess.run([PYTHON, "-m", "supjax_app", "train", "--help"], env=subprocess_env(),
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     for word in ("--quick", "--resume", "--checkpoint-every", "fashion-mnist", "examples:"):
@@ -107,7 +107,7 @@ def test_existing_checkpoints_need_resume_and_the_same_options(tmp_path, capsys)
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick") / "report"
-    proc = subprocess.run([PYTHON, "-m", "supjax", "train", "--quick", "--out", str(out)],
+    proc = subprocess.run([PYTHON, "-m", "supjax_app", "train", "--quick", "--out", str(out)],
                           env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return out, proc.stdout

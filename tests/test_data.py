@@ -1,4 +1,4 @@
-"""Tests for supjax.data: IDX reader, IDX directories, digits, batching."""
+"""Tests for supjax_app.data: IDX reader, IDX directories, digits, batching."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import supjax.data as data_mod
-from supjax.data import (
+import supjax_app.data as data_mod
+from supjax_app.data import (
     Dataset,
     batches,
     load_dataset,

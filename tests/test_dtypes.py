@@ -13,7 +13,7 @@ import optax
 import pytest
 
 from supjax import LayerRule, SuppressSchedule, find_suppress_state, suppress
-from supjax.rules import exact_operation
+from supjax.layer_operation import exact_operation
 
 RUN = textwrap.dedent(
     """

@@ -1,4 +1,4 @@
-"""Tests for supjax.privacy: loss features, membership-inference attacks, validation."""
+"""Tests for supjax_app.attacks.classifiers: loss features, membership-inference attacks, validation."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-import supjax.privacy as privacy_mod
-from supjax.privacy import ATTACKS, membership_features, membership_inference
+import supjax_app.attacks.classifiers as privacy_mod
+from supjax_app.attacks.classifiers import ATTACKS, membership_features, membership_inference
 
 METRICS = {"precision", "recall", "accuracy", "auc"}
 

@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from supjax.layers import LayerRule
-from supjax.rules import LOWER_BOUND, exact_operation
+from supjax.layer_operation import LOWER_BOUND, exact_operation
 
 KEY = jax.random.PRNGKey(0)
 SIZES = [9, 40]  # few shapes and rules: each new combination compiles once

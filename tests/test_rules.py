@@ -7,7 +7,7 @@ import pytest
 
 from supjax.layers import LayerRule, SelectedLayer
 from supjax.operation import plan_layers, suppress_operation
-from supjax.rules import (
+from supjax.layer_operation import (
     ceil_in_dtype,
     exact_operation,
     floor_in_dtype,
@@ -181,7 +181,7 @@ def test_dtype_bounds_match_float64_comparisons(dtype):
 
 
 def test_move_codes_name_the_rule_that_moved_each_weight():
-    from supjax.rules import Move
+    from supjax.layer_operation import Move
 
     w = jnp.array([0.003, -0.003, 0.003, 0.004, 0.3, 2.0, -0.8, 0.006], jnp.float32)
     rule = LayerRule("w", is_lower_clip=True, is_add_noise=True, upper_bound=1.0)

@@ -1,4 +1,4 @@
-"""Tests for :mod:`supjax.select` (exact k-th smallest by radix select)."""
+"""Tests for :mod:`supjax.kth_smallest` (exact k-th smallest by radix select)."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import supjax.select as select_module
-from supjax.select import first_in_order, kth_smallest
+import supjax.kth_smallest as select_module
+from supjax.kth_smallest import first_in_order, kth_smallest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -415,7 +415,7 @@ SHARDED_SCRIPT = textwrap.dedent(
     import re
     import numpy as np, jax, jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from supjax.select import kth_smallest
+    from supjax.kth_smallest import kth_smallest
 
     x = np.abs(np.random.default_rng(0).standard_normal((1000, 64))).astype(np.float32)
     k = 12345

@@ -1,4 +1,4 @@
-"""supjax.train: models, options, the resumable loop, determinism, one compilation."""
+"""supjax_app.train: models, options, the resumable loop, determinism, one compilation."""
 
 from __future__ import annotations
 
@@ -13,22 +13,22 @@ import numpy as np
 import pytest
 
 import supjax
-from supjax.train.config import TrainConfig
-from supjax.train.loop import History, epoch_order, fit, make_predict
-from supjax.train.models import LENET5_LAYERS, lenet5_for, lenet5_rules
+from supjax_app.train.config import TrainConfig
+from supjax_app.train.loop import History, epoch_order, fit, make_predict
+from supjax_app.models import LENET5_LAYERS, lenet5_for, lenet5_rules
 
 from tests.test_train_support import EPOCHS, BATCH, fresh_state, leaves_equal, small_setup
 
 MODULES = [
-    "supjax.cli",
-    "supjax.train",
-    "supjax.train.app",
-    "supjax.train.checkpoint",
-    "supjax.train.config",
-    "supjax.train.loop",
-    "supjax.train.membership",
-    "supjax.train.models",
-    "supjax.train.report",
+    "supjax_app.cli",
+    "supjax_app.train",
+    "supjax_app.train.app",
+    "supjax_app.train.checkpoint",
+    "supjax_app.train.config",
+    "supjax_app.train.loop",
+    "supjax_app.train.membership",
+    "supjax_app.models",
+    "supjax_app.train.report",
 ]
 
 
@@ -38,7 +38,7 @@ def test_doctests(name):
     assert result.failed == 0
 
 
-@pytest.mark.parametrize("name", MODULES + ["supjax.train.plots"])
+@pytest.mark.parametrize("name", MODULES + ["supjax_app.train.plots"])
 def test_public_names_are_documented(name):
     mod = importlib.import_module(name)
     assert mod.__doc__

@@ -13,15 +13,15 @@ import numpy as np
 import optax
 
 import supjax
-from supjax.data import load_digits
-from supjax.train.loop import init_state, make_predict, make_train_step
-from supjax.train.models import init_params
+from supjax_app.data import load_digits
+from supjax_app.train.loop import init_state, make_predict, make_train_step
+from supjax_app.models import init_params
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def subprocess_env() -> dict[str, str]:
-    """The environment for a ``python -m supjax`` child: the repo first on ``sys.path``."""
+    """The environment for a ``python -m supjax_app`` child: the repo first on ``sys.path``."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env.setdefault("JAX_PLATFORMS", "cpu")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from compat_mindspore._bench import StepTiming, measure_step_ratio
+from compat_mindspore.bench import StepTiming, measure_step_ratio
 
 pytestmark = pytest.mark.mindspore
 

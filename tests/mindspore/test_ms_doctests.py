@@ -18,7 +18,7 @@ MODULES = [
     "compat_mindspore._lenet",
     "compat_mindspore._matching",
     "compat_mindspore._reports",
-    "compat_mindspore._bench",
+    "compat_mindspore.bench",
     "compat_mindspore.mask_layer",
     "compat_mindspore.factory",
     "compat_mindspore.ctrl",

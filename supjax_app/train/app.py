@@ -1,6 +1,6 @@
 """``supjax train``: a dense LeNet5 and a suppressed one, same seed and data, then a report.
 
->>> from supjax.train.config import TrainConfig
+>>> from supjax_app.train.config import TrainConfig
 >>> cfg = TrainConfig(epochs=0)
 >>> try:
 ...     run(cfg)
@@ -21,16 +21,16 @@ import jax
 import numpy as np
 import optax
 
-from supjax.data import Dataset, load_dataset
+from supjax_app.data import Dataset, load_dataset
 from supjax.layers import LayerRule
 from supjax.schedule import SuppressSchedule
 from supjax.transform import find_suppress_state, suppress
-from supjax.train.checkpoint import Checkpointer
-from supjax.train.config import TrainConfig
-from supjax.train.loop import History, TrainState, fit, init_state, make_predict, make_train_step
-from supjax.train.membership import attack_split, evaluate_membership
-from supjax.train.models import init_params, lenet5_for, lenet5_rules
-from supjax.train.report import RUNS, print_table, run_summary, write_json, write_markdown, zero_fractions
+from supjax_app.train.checkpoint import Checkpointer
+from supjax_app.train.config import TrainConfig
+from supjax_app.train.loop import History, TrainState, fit, init_state, make_predict, make_train_step
+from supjax_app.train.membership import attack_split, evaluate_membership
+from supjax_app.models import init_params, lenet5_for, lenet5_rules
+from supjax_app.train.report import RUNS, print_table, run_summary, write_json, write_markdown, zero_fractions
 
 __all__ = [
     "load_data",
@@ -94,7 +94,7 @@ def make_optimizer(
 
 
 class _Hooks:
-    """Progress bar updates and checkpoint saves for :func:`~supjax.train.loop.fit`."""
+    """Progress bar updates and checkpoint saves for :func:`~supjax_app.train.loop.fit`."""
 
     def __init__(self, progress: Any, task: Any, label: str, epochs: int,
                  checkpointer: Checkpointer | None, meta: dict[str, Any]) -> None:
@@ -237,7 +237,7 @@ def run(config: TrainConfig, console: Any = None) -> dict[str, Any]:
     config.validate()
     from rich.console import Console
 
-    from supjax.train.plots import write_plots
+    from supjax_app.train.plots import write_plots
 
     console = console or Console()
     t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Benchmark ``supjax.select.kth_smallest`` against one elementwise pass.
+"""Benchmark ``supjax.kth_smallest.kth_smallest`` against one elementwise pass.
 
 The figure of merit is the *pass ratio*: the time of one jitted
 ``kth_smallest(x, k)`` call (``k`` traced) divided by the time of one jitted
@@ -6,7 +6,7 @@ The figure of merit is the *pass ratio*: the time of one jitted
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/select_bench.py [--sizes 1e4 1e6] [--repeats 9] [--no-sort]
+    PYTHONPATH=. python supjax_app/bench/selection.py [--sizes 1e4 1e6] [--repeats 9] [--no-sort]
 
 or, from Python, ``measure_selection_ratio(sizes, repeats)``.
 """
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supjax.select import kth_smallest
+from supjax.kth_smallest import kth_smallest
 
 __all__ = ["measure_selection_ratio", "format_table", "main"]
 

@@ -1,4 +1,4 @@
-"""The ``supjax`` command (also ``python -m supjax``): ``train`` and ``bench``.
+"""The ``supjax`` command (also ``python -m supjax_app``): ``train`` and ``bench``.
 
 >>> build_parser().parse_args(["train", "--quick"]).quick
 True
@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     >>> build_parser().parse_args(["bench", "--quick", "--no-compat"]).no_compat
     True
     """
-    from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TARGET_INTERVAL
+    from supjax_app.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TARGET_INTERVAL
 
     parser = argparse.ArgumentParser(prog="supjax", description=_DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -136,14 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure step overhead, operation time, selection and speed-ups (JSON with --json)",
         description="Benchmark supjax against the bare optimizer, one elementwise pass and the reference.",
     )
-    from supjax.bench import add_arguments
+    from supjax_app.bench.figures import add_arguments
 
     add_arguments(bench)
     return parser
 
 
 def config_from_args(args: argparse.Namespace):
-    """The :class:`~supjax.train.config.TrainConfig` an argparse namespace asks for.
+    """The :class:`~supjax_app.train.config.TrainConfig` an argparse namespace asks for.
 
     >>> cfg = config_from_args(build_parser().parse_args(["train", "--quick", "--seed", "3"]))
     >>> cfg.epochs, cfg.seed, cfg.attack_size, cfg.train_size, cfg.test_size, cfg.validate()
@@ -153,7 +153,7 @@ def config_from_args(args: argparse.Namespace):
     """
     from pathlib import Path
 
-    from supjax.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TrainConfig
+    from supjax_app.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TrainConfig
 
     data = args.data
     if data is None and args.data_dir is not None:
@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
-        from supjax.bench import run as run_bench
+        from supjax_app.bench.figures import run as run_bench
 
         return run_bench(args)
     if args.command != "train":  # pragma: no cover - argparse rejects unknown commands
@@ -210,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config.validate()
     except ValueError as err:
         train_parser.error(str(err))
-    from supjax.train.app import run
+    from supjax_app.train.app import run
 
     try:
         run(config)

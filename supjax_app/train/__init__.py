@@ -3,15 +3,15 @@
 This subpackage needs the ``train`` extra (flax, scikit-learn, matplotlib, rich,
 orbax-checkpoint); the core ``supjax`` package never imports it.
 
->>> from supjax.train import TrainConfig
+>>> from supjax_app.train import TrainConfig
 >>> TrainConfig().epochs
 30
 """
 
-from supjax.train.checkpoint import Checkpointer, CheckpointMismatch
-from supjax.train.config import TrainConfig
-from supjax.train.loop import History, StepMetrics, TrainState, epoch_order, fit, init_state, make_predict, make_train_step
-from supjax.train.models import LENET5_LAYERS, LeNet5, init_params, lenet5_for, lenet5_rules
+from supjax_app.train.checkpoint import Checkpointer, CheckpointMismatch
+from supjax_app.train.config import TrainConfig
+from supjax_app.train.loop import History, StepMetrics, TrainState, epoch_order, fit, init_state, make_predict, make_train_step
+from supjax_app.models import LENET5_LAYERS, LeNet5, init_params, lenet5_for, lenet5_rules
 
 __all__ = [
     "CheckpointMismatch",

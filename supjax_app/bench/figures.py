@@ -14,13 +14,13 @@ Five figures, each the median of several timed runs after a warm-up (min and max
   exact count selection) divided by one jitted elementwise pass ``w * 2`` over it; the ratios
   at 1e4, 1e5 and 1e6 are in ``figures.selection_ratio.detail.by_size``. Goal <= 8.
 * ``compat_step_ratio``: ``compat_mindspore``'s training step over MindArmour's on the same
-  network and data (``compat_mindspore._bench.measure_step_ratio``, GRAPH_MODE); ``null``
+  network and data (``compat_mindspore.bench.measure_step_ratio``, GRAPH_MODE); ``null``
   unless MindSpore, mindarmour and compat_mindspore are importable. Goal <= 0.5.
 
 The JSON holds those five keys as plain numbers (or ``null``) and, under ``figures``, each
 figure's ``median``/``min``/``max``, its goal, whether the median meets it, and details.
 
-``python -m supjax.bench --json bench.json`` or ``supjax bench --json bench.json``;
+``python -m supjax_app.bench.figures --json bench.json`` or ``supjax bench --json bench.json``;
 ``--quick`` runs everything with tiny repeat counts (a smoke test, not a measurement).
 Run it on an otherwise idle machine: the min/max beside each median show how noisy it was
 (``environment.load_average`` records the load), and ``phase_s`` how long each figure took.
@@ -160,16 +160,16 @@ def _paired_ratios(num: Sequence[float], den: Sequence[float]) -> list[float]:
 
 
 def _lenet5_model():
-    """The project's Flax LeNet5 for 28x28x1 inputs (``supjax.train.models``), or a local one."""
+    """The project's Flax LeNet5 for 28x28x1 inputs (``supjax_app.models``), or a local one."""
     try:
-        from supjax.train.models import lenet5_for
+        from supjax_app.models import lenet5_for
 
         return lenet5_for((28, 28, 1), num_classes=10)
     except ImportError:  # pragma: no cover - the train extra ships flax and the model
         return _local_lenet5()
 
 
-def _local_lenet5():  # pragma: no cover - used only without supjax.train
+def _local_lenet5():  # pragma: no cover - used only without supjax_app.train
     import flax.linen as nn
 
     class LeNet5(nn.Module):
@@ -186,11 +186,11 @@ def _local_lenet5():  # pragma: no cover - used only without supjax.train
 
 
 def lenet5_rules():
-    """The tutorial's five rules (``supjax.train.models.lenet5_rules`` when available)."""
+    """The tutorial's five rules (``supjax_app.models.lenet5_rules`` when available)."""
     from supjax.layers import LayerRule
 
     try:
-        from supjax.train.models import lenet5_rules as rules
+        from supjax_app.models import lenet5_rules as rules
 
         return tuple(rules())
     except ImportError:  # pragma: no cover
@@ -570,9 +570,9 @@ def measure_compat_step_ratio(counts: _Counts, seed: int = 0, mode: str = "graph
         return None, "compat_mindspore is not importable"
     try:
         with _quiet_mindarmour():
-            from compat_mindspore._bench import measure_step_ratio
+            from compat_mindspore.bench import measure_step_ratio
     except ImportError as error:
-        return None, f"compat_mindspore._bench has no measuring function ({error})"
+        return None, f"compat_mindspore.bench has no measuring function ({error})"
     kwargs = dict(steps=2, warmup=1, repeats=2) if counts.quick else dict(steps=5, warmup=2, repeats=5)
     timings = []
     for _ in range(counts.compat_calls):
@@ -586,7 +586,7 @@ def measure_compat_step_ratio(counts: _Counts, seed: int = 0, mode: str = "graph
             "reference_step_ms": _stats([t.reference_step_s * 1e3 for t in timings]),
             "compat_step_ms": _stats([t.compat_step_s * 1e3 for t in timings]),
             "update_mask_ratio": _stats([t.update_mask_ratio for t in timings]),
-            "what": "compat_mindspore._bench.measure_step_ratio (each call: median of its own repeats); "
+            "what": "compat_mindspore.bench.measure_step_ratio (each call: median of its own repeats); "
                     f"median/min/max over {counts.compat_calls} calls",
         },
     }, ""
@@ -818,7 +818,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m supjax.bench [--json PATH] [--quick] ...``.
+    """``python -m supjax_app.bench.figures [--json PATH] [--quick] ...``.
 
     >>> main(["--quick", "--sizes", "-1"])  # rejected before any measurement
     2

@@ -7,8 +7,8 @@ move: the next step lands on ``w - delta``; zero where nothing is corrected) and
 to record. Nothing here loops over elements in Python.
 
 Layers keep their shape throughout (no ``reshape(-1)``): everything is elementwise, a sum or
-a selection (:mod:`supjax.select`), so a layer sharded over a device mesh stays sharded, and
-"index order" means row-major order of the layer (see :func:`supjax.select.first_in_order`).
+a selection (:mod:`supjax.kth_smallest`), so a layer sharded over a device mesh stays sharded, and
+"index order" means row-major order of the layer (see :func:`supjax.kth_smallest.first_in_order`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supjax.layers import LayerRule
-from supjax.select import first_in_order, kth_smallest
+from supjax.kth_smallest import first_in_order, kth_smallest
 
 __all__ = [
     "Move",

@@ -2,7 +2,7 @@
 
 Members are a seeded random subset of the training samples; non-members are as many test
 samples, which the model never trained on. The attacks themselves (LR, KNN, MLP, RF with
-3-fold grid search, and the loss-threshold attack) are :func:`supjax.privacy.membership_inference`.
+3-fold grid search, and the loss-threshold attack) are :func:`supjax_app.attacks.classifiers.membership_inference`.
 
 >>> m, n = attack_split(100, 40, size=30, seed=0)
 >>> len(m), len(n), len(set(m.tolist())) == 30
@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from supjax.privacy import membership_inference
+from supjax_app.attacks.classifiers import membership_inference
 
 __all__ = [
     "METRICS",

@@ -1,4 +1,4 @@
-"""Save and restore a whole :class:`~supjax.train.loop.TrainState` with Orbax.
+"""Save and restore a whole :class:`~supjax_app.train.loop.TrainState` with Orbax.
 
 A checkpoint holds every leaf of the state (params, optimizer state with its
 ``SuppressState``, PRNG key, data position) as an array, plus a JSON item with the leaf

@@ -17,7 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from supjax.train.report import ATTACK_LABELS, RUNS  # noqa: E402
+from supjax_app.train.report import ATTACK_LABELS, RUNS  # noqa: E402
 
 __all__ = [
     "plot_accuracy",
@@ -41,7 +41,7 @@ def plot_sparsity(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Target and actual (exactly-zero) sparsity per layer over the suppressed run's steps.
 
     >>> import os, tempfile
-    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> from supjax_app.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
     >>> path = plot_sparsity(report, os.path.join(tempfile.mkdtemp(), "sparsity.png"))
     >>> path.name, path.read_bytes()[1:4]
     ('sparsity.png', b'PNG')
@@ -71,7 +71,7 @@ def plot_accuracy(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """Test accuracy after each epoch, dense and suppressed.
 
     >>> import os, tempfile
-    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> from supjax_app.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
     >>> path = plot_accuracy(report, os.path.join(tempfile.mkdtemp(), "accuracy.png"))
     >>> path.name, path.read_bytes()[1:4]
     ('accuracy.png', b'PNG')
@@ -97,7 +97,7 @@ def plot_roc(report: Mapping[str, Any], path: str | os.PathLike) -> Path:
     """ROC curves of every attack, one panel per model, AUC in the legend.
 
     >>> import os, tempfile
-    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> from supjax_app.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
     >>> path = plot_roc(report, os.path.join(tempfile.mkdtemp(), "roc.png"))
     >>> path.name, path.read_bytes()[1:4]
     ('roc.png', b'PNG')
@@ -126,7 +126,7 @@ def write_plots(report: Mapping[str, Any], out_dir: str | os.PathLike) -> list[P
     """Write the three PNGs into ``out_dir``; return their paths.
 
     >>> import tempfile
-    >>> from supjax.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
+    >>> from supjax_app.train.report import _EXAMPLE_REPORT as report  # a small report.json, loaded
     >>> out = tempfile.mkdtemp()
     >>> [path.name for path in write_plots(report, out)], sorted(os.listdir(out))
     (['sparsity.png', 'accuracy.png', 'roc.png'], ['accuracy.png', 'roc.png', 'sparsity.png'])

@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import jax
 import numpy as np
 
-from supjax.train.membership import METRICS
+from supjax_app.train.membership import METRICS
 
 __all__ = [
     "ATTACK_LABELS",
@@ -43,7 +43,7 @@ _EXAMPLE_RUN = {
     "seconds": 1.0,
 }
 
-# A whole (small) report, as ``supjax.train.app.run`` returns it, for the examples.
+# A whole (small) report, as ``supjax_app.train.app.run`` returns it, for the examples.
 _EXAMPLE_REPORT = {
     "dataset": "digits",
     "data": {"train_size": 1437, "test_size": 360, "attack_members": 200, "attack_nonmembers": 200},
@@ -96,7 +96,7 @@ def run_summary(
 ) -> dict[str, Any]:
     """One run's part of the report (``report["dense"]`` or ``report["suppressed"]``).
 
-    >>> from supjax.train.loop import History
+    >>> from supjax_app.train.loop import History
     >>> run = run_summary(accuracy=0.95, train_accuracy=0.99, sparsity={"fc3/kernel": 0.9},
     ...                   membership={"lr": {"auc": 0.52}}, roc={}, history=History(steps=[44]).to_json(),
     ...                   seconds=12.0, eval_seconds=1.5, extra={"operations": 6})

@@ -1,0 +1,18 @@
+"""The supjax application: ``supjax train``, ``supjax audit``, ``supjax bench`` and what they need.
+
+Everything here may use Flax, scikit-learn, matplotlib, rich and orbax; the library
+(:mod:`supjax`) never imports this package.
+
+* :mod:`supjax_app.cli` — the ``supjax`` command;
+* :mod:`supjax_app.data` — data sets without downloads (digits, Fashion-MNIST, IDX folders);
+* :mod:`supjax_app.models` — the tutorial's LeNet5 in Flax and its suppression rules;
+* :mod:`supjax_app.train` — ``supjax train``: dense vs suppressed, resumable, reported;
+* :mod:`supjax_app.attacks` — membership-inference attacks;
+* :mod:`supjax_app.bench` — ``supjax bench``: what suppression costs on this machine.
+
+>>> import supjax_app
+>>> supjax_app.__name__
+'supjax_app'
+"""
+
+__all__: list[str] = []
