@@ -1,4 +1,11 @@
-"""Time compat_mindspore's training step and suppress operation against MindArmour 2.0.0's.
+"""``supjax bench``'s MindSpore figures: compat_mindspore and MindArmour 2.0.0 against supjax.
+
+Registered in the ``supjax.bench`` entry-point group as :data:`FIGURES`, so that ``supjax
+bench`` finds them where this package is installed without any supjax module importing it.
+
+* :func:`measure_reference_speedup`: MindArmour's ``update_mask`` over supjax's operation;
+* :func:`measure_compat_step_ratio`: compat's training step over MindArmour's
+  (:func:`measure_step_ratio`).
 
 Both sides train the same LeNet5 (same initial weights, same batch) under the tutorial's
 five-layer suppression with ``nn.SGD``, masks active (one operation done, corrections
@@ -11,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib.util
 import io
+import logging
 import statistics
 import time
 from typing import Any, Callable
@@ -21,7 +30,26 @@ from mindspore import Tensor, nn
 
 from compat_mindspore._lenet import LeNet5, init_lenet, lenet_data, lenet_mask_layers, weights_first
 
-__all__ = ["StepTiming", "measure_step_ratio"]
+__all__ = [
+    "FIGURES",
+    "LENET5_MINDSPORE_SHAPES",
+    "StepTiming",
+    "measure_compat_step_ratio",
+    "measure_reference_speedup",
+    "measure_step_ratio",
+]
+
+#: LeNet5's suppressed weights in MindSpore layout (OIHW / out-in).
+LENET5_MINDSPORE_SHAPES = {
+    "conv1": (6, 1, 5, 5), "conv2": (16, 6, 5, 5), "fc1": (120, 400), "fc2": (84, 120), "fc3": (10, 84),
+}
+
+
+def _quick_counts() -> Any:
+    """The repeat counts of ``supjax bench --quick`` (for the doctests)."""
+    from supjax_app.bench.figures import _Counts
+
+    return _Counts(quick=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,3 +178,146 @@ def measure_step_ratio(
     finally:
         ms.set_context(mode=previous)
     return StepTiming(mode, ref_step, step, ref_op, op)
+
+
+@contextlib.contextmanager
+def _quiet_mindarmour():
+    """Silence MindArmour's INFO logs and its import banner (stdout)."""
+    logger = logging.getLogger("MA")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def measure_reference_speedup(counts: Any, seed: int = 0) -> dict[str, Any] | None:
+    """MindArmour's ``update_mask`` over our operation, on the same LeNet5 weights; None without it.
+
+    >>> fig = measure_reference_speedup(_quick_counts(), seed=0)
+    >>> fig is None or fig["median"] > 0  # None where mindarmour is not installed
+    True
+    """
+    if importlib.util.find_spec("mindarmour") is None:
+        return None
+    from supjax_app.bench.figures import (
+        _LATER, _SPARSITIES, _interleave, _lenet5_weights, _operation_timer, _paired_ratios, _stats, lenet5_rules,
+    )
+
+    with _quiet_mindarmour():
+        from mindarmour.privacy.sup_privacy import MaskLayerDes, SuppressCtrl
+        from mindspore import Parameter
+
+    weights = _lenet5_weights(LENET5_MINDSPORE_SHAPES, seed)
+    rules = lenet5_rules()
+
+    class _Weight(nn.Cell):
+        def __init__(self, value):
+            super().__init__()
+            self.weight = Parameter(Tensor(value), name="weight")
+
+        def construct(self, x):
+            return x
+
+    class _LeNet5Weights(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            for name, value in weights.items():
+                setattr(self, name, _Weight(value))
+
+        def construct(self, x):
+            return x
+
+    previous_mode = ms.get_context("mode")
+    ms.set_context(mode=ms.PYNATIVE_MODE)  # the reference refuses GRAPH_MODE
+    try:
+        def fresh_ctrl():
+            # a new network and new MaskLayerDes each time: a SuppressCtrl renames the network's
+            # parameters and marks its MaskLayerDes used, and a second one would do nothing
+            net = _LeNet5Weights()
+            descs = [
+                MaskLayerDes(f"{name}.weight", i, rule.is_add_noise, rule.is_lower_clip, rule.min_num,
+                             rule.upper_bound)
+                for i, (name, rule) in enumerate(zip(weights, rules))
+            ]
+            with _quiet_mindarmour():
+                return net, SuppressCtrl(net, descs, end_epoch=10, batch_num=10, start_epoch=1, mask_times=10,
+                                         lr=0.05, sparse_end=0.95, sparse_start=0.0)
+
+        def reference(r: int) -> float:
+            # a fresh controller, one untimed operation, then the timed one: an operation in
+            # the middle of training (the first one from all-kept masks is slower still)
+            net, ctrl = fresh_ctrl()
+            with _quiet_mindarmour():
+                ctrl.update_mask(net, 1, target_sparse=_SPARSITIES[0])
+                start = time.perf_counter()
+                ctrl.update_mask(net, 2, target_sparse=_LATER[r % len(_LATER)])
+                elapsed = time.perf_counter() - start
+            recorded = [len(cell.sparse_pos_list) for cell in ctrl.grads_mask_list]
+            if min(recorded) < 2:
+                raise RuntimeError("MindArmour's update_mask did not operate: the timing would be meaningless")
+            return elapsed
+
+        _, ours_run = _operation_timer(weights, rules, after=_SPARSITIES[0])
+        reference(0)  # warm-up
+        times = _interleave(
+            # ours: the median of three back-to-back calls (the first call after MindArmour's
+            # seconds-long Python loop pays for waking XLA's idle worker threads)
+            {"reference": reference, "ours": lambda r: statistics.median(ours_run(_LATER[r % len(_LATER)]) for _ in range(3))},
+            counts.reference_repeats,
+        )
+    finally:
+        ms.set_context(mode=previous_mode)
+    speedup = _stats(_paired_ratios(times["reference"], times["ours"]))
+    return {
+        **speedup,
+        "detail": {
+            "reference_ms": _stats([t * 1e3 for t in times["reference"]]),
+            "ours_ms": _stats([t * 1e3 for t in times["ours"]]),
+            "ratio_of_medians": statistics.median(times["reference"]) / statistics.median(times["ours"]),
+            "what": "MindArmour 2.0.0 SuppressCtrl.update_mask (PYNATIVE) / jitted suppress_operation, "
+                    "same LeNet5 weights in MindSpore layout, both after one operation at "
+                    f"{_SPARSITIES[0]}, targets {list(_LATER)}, paired rounds",
+        },
+    }
+
+
+
+
+def measure_compat_step_ratio(counts: Any, seed: int = 0, mode: str = "graph") -> tuple[dict | None, str]:
+    """compat_mindspore's step time over MindArmour's, or ``(None, why)`` when not measurable.
+
+    >>> fig, why = measure_compat_step_ratio(_quick_counts(), seed=0, mode="graph")
+    >>> (fig is None) == bool(why)  # (None, reason) without MindSpore and mindarmour
+    True
+    """
+    if importlib.util.find_spec("mindarmour") is None:
+        return None, "mindarmour is not installed in this environment"
+    from supjax_app.bench.figures import _stats
+
+    kwargs = dict(steps=2, warmup=1, repeats=2) if counts.quick else dict(steps=5, warmup=2, repeats=5)
+    timings = []
+    for _ in range(counts.compat_calls):
+        with _quiet_mindarmour():
+            timings.append(measure_step_ratio(mode=mode, seed=seed, **kwargs))
+    ratios = [t.step_ratio for t in timings]
+    return {
+        **_stats(ratios),
+        "detail": {
+            "mode": mode,
+            "reference_step_ms": _stats([t.reference_step_s * 1e3 for t in timings]),
+            "compat_step_ms": _stats([t.compat_step_s * 1e3 for t in timings]),
+            "update_mask_ratio": _stats([t.update_mask_ratio for t in timings]),
+            "what": "measure_step_ratio (each call: median of its own repeats); "
+                    f"median/min/max over {counts.compat_calls} calls",
+        },
+    }, ""
+
+
+#: What ``supjax bench`` calls (entry point ``supjax.bench``): figure name -> measuring function.
+FIGURES: dict[str, Callable[..., Any]] = {
+    "reference_speedup": measure_reference_speedup,
+    "compat_step_ratio": measure_compat_step_ratio,
+}

@@ -1,4 +1,4 @@
-"""The ``supjax`` command (also ``python -m supjax_app``): ``train`` and ``bench``.
+"""The ``supjax`` command (also ``python -m supjax_app``): ``train``, ``audit`` and ``bench``.
 
 >>> build_parser().parse_args(["train", "--quick"]).quick
 True
@@ -54,7 +54,7 @@ def _attacks(text: str) -> tuple[str, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``supjax`` (sub-commands ``train`` and ``bench``).
+    """The argument parser of ``supjax`` (sub-commands ``train``, ``audit`` and ``bench``).
 
     >>> args = build_parser().parse_args(["train", "--epochs", "5", "--lr", "0.1"])
     >>> args.command, args.epochs, args.lr, args.batch_size, args.out
@@ -139,6 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     from supjax_app.bench.figures import add_arguments
 
     add_arguments(bench)
+    from supjax_app.audit import cli as audit_cli
+
+    audit = sub.add_parser("audit", help="does suppression protect privacy? shadow-model attacks, DP-SGD, inversion",
+                           description=audit_cli.DESCRIPTION)
+    audit_cli.add_arguments(audit)
     return parser
 
 
@@ -202,6 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from supjax_app.bench.figures import run as run_bench
 
         return run_bench(args)
+    if args.command == "audit":
+        from supjax_app.audit import cli as audit_cli
+
+        audit_parser = parser._subparsers._group_actions[0].choices["audit"]  # noqa: SLF001
+        return audit_cli.run(args, audit_parser.error)
     if args.command != "train":  # pragma: no cover - argparse rejects unknown commands
         parser.error(f"unknown command {args.command!r}")
     train_parser = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001

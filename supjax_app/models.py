@@ -25,6 +25,7 @@ __all__ = [
     "LENET5_LAYERS",
     "LeNet5",
     "init_params",
+    "lenet5_features",
     "lenet5_for",
     "lenet5_rules",
 ]
@@ -60,16 +61,29 @@ class LeNet5(nn.Module):
     conv1_padding: str = "SAME"
     conv2_padding: str = "SAME"
 
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        x = nn.relu(nn.Conv(6, (5, 5), padding=self.conv1_padding, name="conv1")(x))
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        x = nn.relu(nn.Conv(16, (5, 5), padding=self.conv2_padding, name="conv2")(x))
-        x = nn.max_pool(x, (2, 2), strides=(2, 2))
+    def setup(self) -> None:
+        self.conv1 = nn.Conv(6, (5, 5), padding=self.conv1_padding)
+        self.conv2 = nn.Conv(16, (5, 5), padding=self.conv2_padding)
+        self.fc1 = nn.Dense(120)
+        self.fc2 = nn.Dense(84)
+        self.fc3 = nn.Dense(self.num_classes)
+
+    def features(self, x: jnp.ndarray) -> jnp.ndarray:
+        """fc1's output after its ReLU, ``(N, 120)``: the representation the inversion attack inverts.
+
+        >>> import jax, jax.numpy as jnp
+        >>> m = lenet5_for((8, 8, 1), 10)
+        >>> v = jax.eval_shape(m.init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))
+        >>> jax.eval_shape(lambda v, x: m.apply(v, x, method="features"), v, jnp.zeros((3, 8, 8, 1))).shape
+        (3, 120)
+        """
+        x = nn.max_pool(nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
+        x = nn.max_pool(nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
-        x = nn.relu(nn.Dense(120, name="fc1")(x))
-        x = nn.relu(nn.Dense(84, name="fc2")(x))
-        return nn.Dense(self.num_classes, name="fc3")(x)
+        return nn.relu(self.fc1(x))
+
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        return self.fc3(nn.relu(self.fc2(self.features(x))))
 
 
 def lenet5_for(image_shape: Sequence[int], num_classes: int) -> LeNet5:
@@ -88,6 +102,23 @@ def lenet5_for(image_shape: Sequence[int], num_classes: int) -> LeNet5:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
     small = min(image_shape[0], image_shape[1]) < _SMALL_IMAGE
     return LeNet5(num_classes=num_classes, conv1_padding="SAME", conv2_padding="SAME" if small else "VALID")
+
+
+def lenet5_features(model: LeNet5, params: Any, x: jnp.ndarray) -> jnp.ndarray:
+    """fc1's output after its ReLU for images ``x`` (``(N, H, W, C)``), shape ``(N, 120)``.
+
+    The same layers as ``model.apply({"params": params}, x)`` up to fc1 (:meth:`LeNet5.features`).
+    ``functools.partial(lenet5_features, model)`` is the ``feature_fn(params, x)`` of
+    :mod:`supjax_app.attacks.inversion`.
+
+    >>> import jax.numpy as jnp
+    >>> model = lenet5_for((8, 8, 1), 10)
+    >>> p = init_params(model, (8, 8, 1), seed=0)
+    >>> f = lenet5_features(model, p, jnp.ones((2, 8, 8, 1)))
+    >>> f.shape, bool((f >= 0).all())
+    ((2, 120), True)
+    """
+    return model.apply({"params": params}, x, method=LeNet5.features)
 
 
 def lenet5_rules(add_noise: Iterable[str] = ()) -> tuple[LayerRule, ...]:

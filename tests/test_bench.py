@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from supjax import bench
+from supjax_app.bench import figures as bench
 
 HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "selection_ratio", "compat_step_ratio")
 

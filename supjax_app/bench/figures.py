@@ -32,10 +32,9 @@ import argparse
 import contextlib
 import datetime
 import gc
-import importlib.util
+import importlib.metadata
 import io
 import json
-import logging
 import os
 import platform
 import statistics
@@ -51,9 +50,8 @@ __all__ = [
     "GOALS",
     "add_arguments",
     "main",
-    "measure_compat_step_ratio",
     "measure_lenet5_operation",
-    "measure_reference_speedup",
+    "mindspore_figures",
     "measure_selection_ratio",
     "measure_step_overhead",
     "run",
@@ -77,12 +75,9 @@ _UNITS = {
     "compat_step_ratio": "x",
 }
 
-#: LeNet5's suppressed weights in Flax layout (HWIO / in-out) and MindSpore layout (OIHW / out-in).
+#: LeNet5's suppressed weights in Flax layout (HWIO / in-out).
 LENET5_FLAX_SHAPES = {
     "conv1": (5, 5, 1, 6), "conv2": (5, 5, 6, 16), "fc1": (400, 120), "fc2": (120, 84), "fc3": (84, 10),
-}
-LENET5_MINDSPORE_SHAPES = {
-    "conv1": (6, 1, 5, 5), "conv2": (16, 6, 5, 5), "fc1": (120, 400), "fc2": (84, 120), "fc3": (10, 84),
 }
 
 #: Single-layer sizes of ``selection_ratio`` (the goal is judged at the largest).
@@ -396,115 +391,27 @@ def measure_lenet5_operation(counts: _Counts, seed: int = 0) -> dict[str, Any]:
     }
 
 
-# --------------------------------------------------------------------------- the reference
+# --------------------------------------------------------------------------- MindSpore figures
 
 
-def _have(*modules: str) -> bool:
-    try:
-        return all(importlib.util.find_spec(m) is not None for m in modules)
-    except (ImportError, ValueError):
-        return False
+def mindspore_figures() -> dict[str, Callable[..., Any]] | None:
+    """The MindArmour/compat measurements, from the ``supjax.bench`` entry-point group.
 
+    ``compat_mindspore`` registers ``compat_mindspore.bench:FIGURES`` there: a mapping
+    ``{"reference_speedup": f(counts, seed), "compat_step_ratio": f(counts, seed, mode)}``.
+    None when no such package is installed (or it cannot be imported here, e.g. without
+    MindSpore), so that supjax's application never imports compat_mindspore by name.
 
-@contextlib.contextmanager
-def _quiet_mindarmour():
-    """Silence MindArmour's INFO logs and its import banner (stdout)."""
-    logger = logging.getLogger("MA")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def measure_reference_speedup(counts: _Counts, seed: int = 0) -> dict[str, Any] | None:
-    """MindArmour's ``update_mask`` over our operation, on the same LeNet5 weights; None without it.
-
-    >>> fig = measure_reference_speedup(_Counts(quick=True), seed=0)
-    >>> fig is None or fig["median"] > 0  # None where mindarmour is not installed
+    >>> figs = mindspore_figures()
+    >>> figs is None or sorted(figs) == ["compat_step_ratio", "reference_speedup"]
     True
     """
-    if not _have("mindspore", "mindarmour"):
-        return None
-    with _quiet_mindarmour():
-        import mindspore as ms
-        from mindarmour.privacy.sup_privacy import MaskLayerDes, SuppressCtrl
-        from mindspore import Parameter, Tensor, nn
-
-    weights = _lenet5_weights(LENET5_MINDSPORE_SHAPES, seed)
-    rules = lenet5_rules()
-
-    class _Weight(nn.Cell):
-        def __init__(self, value):
-            super().__init__()
-            self.weight = Parameter(Tensor(value), name="weight")
-
-        def construct(self, x):
-            return x
-
-    class _LeNet5Weights(nn.Cell):
-        def __init__(self):
-            super().__init__()
-            for name, value in weights.items():
-                setattr(self, name, _Weight(value))
-
-        def construct(self, x):
-            return x
-
-    previous_mode = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)  # the reference refuses GRAPH_MODE
-    try:
-        def fresh_ctrl():
-            # a new network and new MaskLayerDes each time: a SuppressCtrl renames the network's
-            # parameters and marks its MaskLayerDes used, and a second one would do nothing
-            net = _LeNet5Weights()
-            descs = [
-                MaskLayerDes(f"{name}.weight", i, rule.is_add_noise, rule.is_lower_clip, rule.min_num,
-                             rule.upper_bound)
-                for i, (name, rule) in enumerate(zip(weights, rules))
-            ]
-            with _quiet_mindarmour():
-                return net, SuppressCtrl(net, descs, end_epoch=10, batch_num=10, start_epoch=1, mask_times=10,
-                                         lr=0.05, sparse_end=0.95, sparse_start=0.0)
-
-        def reference(r: int) -> float:
-            # a fresh controller, one untimed operation, then the timed one: an operation in
-            # the middle of training (the first one from all-kept masks is slower still)
-            net, ctrl = fresh_ctrl()
-            with _quiet_mindarmour():
-                ctrl.update_mask(net, 1, target_sparse=_SPARSITIES[0])
-                start = time.perf_counter()
-                ctrl.update_mask(net, 2, target_sparse=_LATER[r % len(_LATER)])
-                elapsed = time.perf_counter() - start
-            recorded = [len(cell.sparse_pos_list) for cell in ctrl.grads_mask_list]
-            if min(recorded) < 2:
-                raise RuntimeError("MindArmour's update_mask did not operate: the timing would be meaningless")
-            return elapsed
-
-        _, ours_run = _operation_timer(weights, rules, after=_SPARSITIES[0])
-        reference(0)  # warm-up
-        times = _interleave(
-            # ours: the median of three back-to-back calls (the first call after MindArmour's
-            # seconds-long Python loop pays for waking XLA's idle worker threads)
-            {"reference": reference, "ours": lambda r: statistics.median(ours_run(_LATER[r % len(_LATER)]) for _ in range(3))},
-            counts.reference_repeats,
-        )
-    finally:
-        ms.set_context(mode=previous_mode)
-    speedup = _stats(_paired_ratios(times["reference"], times["ours"]))
-    return {
-        **speedup,
-        "detail": {
-            "reference_ms": _stats([t * 1e3 for t in times["reference"]]),
-            "ours_ms": _stats([t * 1e3 for t in times["ours"]]),
-            "ratio_of_medians": statistics.median(times["reference"]) / statistics.median(times["ours"]),
-            "what": "MindArmour 2.0.0 SuppressCtrl.update_mask (PYNATIVE) / jitted suppress_operation, "
-                    "same LeNet5 weights in MindSpore layout, both after one operation at "
-                    f"{_SPARSITIES[0]}, targets {list(_LATER)}, paired rounds",
-        },
-    }
+    for entry in importlib.metadata.entry_points(group="supjax.bench"):
+        try:
+            return dict(entry.load())
+        except ImportError:
+            return None
+    return None
 
 
 # --------------------------------------------------------------------------- selection ratio
@@ -552,44 +459,6 @@ def measure_selection_ratio(
                     "100000 the large path, exact count selection) / one jitted w * 2, paired rounds",
         },
     }
-
-
-# --------------------------------------------------------------------------- compat_mindspore
-
-
-def measure_compat_step_ratio(counts: _Counts, seed: int = 0, mode: str = "graph") -> tuple[dict | None, str]:
-    """compat_mindspore's step time over MindArmour's, or ``(None, why)`` when not measurable.
-
-    >>> fig, why = measure_compat_step_ratio(_Counts(quick=True), seed=0, mode="graph")
-    >>> (fig is None) == bool(why)  # (None, reason) without MindSpore and mindarmour
-    True
-    """
-    if not _have("mindspore", "mindarmour"):
-        return None, "MindSpore and mindarmour are not installed in this environment"
-    if not _have("compat_mindspore"):
-        return None, "compat_mindspore is not importable"
-    try:
-        with _quiet_mindarmour():
-            from compat_mindspore.bench import measure_step_ratio
-    except ImportError as error:
-        return None, f"compat_mindspore.bench has no measuring function ({error})"
-    kwargs = dict(steps=2, warmup=1, repeats=2) if counts.quick else dict(steps=5, warmup=2, repeats=5)
-    timings = []
-    for _ in range(counts.compat_calls):
-        with _quiet_mindarmour():
-            timings.append(measure_step_ratio(mode=mode, seed=seed, **kwargs))
-    ratios = [t.step_ratio for t in timings]
-    return {
-        **_stats(ratios),
-        "detail": {
-            "mode": mode,
-            "reference_step_ms": _stats([t.reference_step_s * 1e3 for t in timings]),
-            "compat_step_ms": _stats([t.compat_step_s * 1e3 for t in timings]),
-            "update_mask_ratio": _stats([t.update_mask_ratio for t in timings]),
-            "what": "compat_mindspore.bench.measure_step_ratio (each call: median of its own repeats); "
-                    f"median/min/max over {counts.compat_calls} calls",
-        },
-    }, ""
 
 
 # --------------------------------------------------------------------------- the report
@@ -655,7 +524,8 @@ def run_bench(
     done("lenet5_operation_ms")
     if reference:
         say("MindArmour update_mask vs ours")
-        figures["reference_speedup"] = measure_reference_speedup(counts, seed)
+        plugin = mindspore_figures()
+        figures["reference_speedup"] = None if plugin is None else plugin["reference_speedup"](counts, seed)
         if figures["reference_speedup"] is None:
             notes["reference_speedup"] = "mindarmour is not installed in this environment"
     else:
@@ -667,7 +537,11 @@ def run_bench(
     done("selection_ratio")
     if compat:
         say("compat_mindspore step vs MindArmour step")
-        figures["compat_step_ratio"], why = measure_compat_step_ratio(counts, seed, compat_mode)
+        plugin = mindspore_figures()
+        if plugin is None:
+            figures["compat_step_ratio"], why = None, "compat_mindspore (with MindSpore) is not installed in this environment"
+        else:
+            figures["compat_step_ratio"], why = plugin["compat_step_ratio"](counts, seed, compat_mode)
         if why:
             notes["compat_step_ratio"] = why
     else:
