@@ -7,6 +7,11 @@ here raise the same exception types for the same inputs, with messages naming th
 argument, the rule and the value. Where the reference lets a ``bool`` through as an
 ``int`` (``grad_idx``, ``min_num``, ``upper_bound``, ``lr``), these reject it with a
 ``TypeError``: a stricter check, never a looser one.
+
+Where a check is supjax's own (a ``bool``, an ``int`` that is not a ``bool``, a positive
+``int``), it is supjax's (:func:`supjax.engine.check_bool`, :func:`supjax.engine.check_int`);
+the number checks stay here because MindArmour's differ from supjax's ``check_real`` (they
+take infinities and keep an ``int`` an ``int``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+from supjax import engine
+from supjax.engine import check_bool
+
 __all__ = [
+    "check_bool",
     "check_instance",
     "check_int",
     "check_int_positive",
@@ -41,9 +50,7 @@ def check_int(name: str, value: Any) -> int:
     >>> check_int("min_num", -1)
     -1
     """
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be int, but got {type(value).__name__} ({value!r})")
-    return int(value)
+    return engine.check_int(name, value)
 
 
 def check_int_positive(name: str, value: Any) -> int:
@@ -56,10 +63,7 @@ def check_int_positive(name: str, value: Any) -> int:
     """
     if isinstance(value, bool):
         raise ValueError(f"{name} should not be a bool value, but got {value}")
-    value = check_int(name, value)
-    if value <= 0:
-        raise ValueError(f"{name} must be greater than 0, but got {value}")
-    return value
+    return engine.check_int(name, value, low=1)
 
 
 def _check_number(name: str, value: Any) -> float:

@@ -8,14 +8,15 @@ Under reference parity the exact path's corrections are recomputed in float64: M
 subtracts its clip targets ``0.005`` and ``upper_bound`` as float64 Python numbers, while
 supjax's ``delta`` uses their float32 roundings, and the resulting one-ulp differences change
 which clipped weights tie at the next operation. supjax says which rule moved each weight
-(``Move``); this module only redoes the arithmetic. No rule is decided here.
+(``Move``) and where each rule puts it (:func:`supjax.engine.target_magnitudes`); this module
+only redoes the arithmetic in MindArmour's precision. No rule is decided here.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from supjax.layer_operation import LOWER_BOUND, Move
+from supjax.engine import target_magnitudes
 
 __all__ = ["gradient_correction", "reference_gradient_correction"]
 
@@ -41,13 +42,16 @@ def reference_gradient_correction(
 ) -> np.ndarray:
     """MindArmour's ``(w - target) / lr`` for the exact path, bit for bit (see the module note).
 
-    ``move`` is supjax's :class:`~supjax.layer_operation.Move` code per weight. Weights clipped to
-    ``+-0.005`` or ``+-upper_bound``, and weights pulled to ``+-0.005`` (when the threshold
-    is above it: MindArmour's ``min(0.005, threshold)``), get ``(float64(w) - sign(w) * c) / lr``
-    with ``c`` the float64 constant; every other correction is ``float64(delta) / lr``.
-    ``upper_bound`` is the effective bound (``max(0.10, upper_bound)``) as MindArmour holds it.
+    ``move`` is supjax's :class:`~supjax.engine.Move` code per weight. A weight whose rule puts
+    it at ``sign(w) * c`` with ``c`` a constant of the rules (supjax's
+    :func:`~supjax.engine.target_magnitudes` read with the threshold in the weights' dtype:
+    the clips to ``0.005`` and ``upper_bound``, and the pull to ``0.005`` when the threshold
+    is above it) gets ``(float64(w) - sign(w) * c) / lr``, as MindArmour subtracts a Python
+    float; where ``c`` is the threshold itself (a float32 in MindArmour too) and for every
+    other rule the correction is ``float64(delta) / lr``. ``upper_bound`` is the effective
+    bound (``max(0.10, upper_bound)``) as MindArmour holds it.
 
-    >>> from supjax.layer_operation import Move
+    >>> from supjax.engine import Move
     >>> w = np.array([0.9, -0.002, 0.3, 0.01], np.float32)
     >>> delta = np.array([w[0] - np.float32(0.35), w[1] + np.float32(0.005), 0.0, w[3]], np.float32)
     >>> move = np.array([Move.UPPER_CLIP, Move.LOWER_CLIP, Move.NONE, Move.SUPPRESSED])
@@ -58,9 +62,9 @@ def reference_gradient_correction(
     w64 = weights.astype(np.float64).reshape(delta.shape)
     sign64 = np.where(w64 > 0, 1.0, -1.0)
     out = delta.astype(np.float64) / lr
-    targets = {Move.LOWER_CLIP: LOWER_BOUND, Move.UPPER_CLIP: upper_bound}
-    if float(threshold) > LOWER_BOUND:
-        targets[Move.PULLED] = LOWER_BOUND
-    for code, target in targets.items():
-        out = np.where(move.reshape(delta.shape) == code, (w64 - sign64 * target) / lr, out)
+    threshold = np.asarray(threshold, dtype=weights.dtype)[()]  # a NumPy scalar, as in MindArmour
+    for code, magnitude in target_magnitudes(threshold, float(upper_bound)).items():
+        if isinstance(magnitude, np.generic):
+            continue  # the threshold itself: MindArmour subtracts it in the weights' dtype, as supjax did
+        out = np.where(move.reshape(delta.shape) == code, (w64 - sign64 * magnitude) / lr, out)
     return out.astype(delta.dtype)

@@ -4,7 +4,7 @@ A description's ``layer_name`` is a substring of a parameter name. Parameters ar
 in ``networks.get_parameters(expand=True)`` order; each takes the first description (in
 list order) that it contains and that has not matched yet. Every description must match.
 Each match becomes a :class:`supjax.LayerRule` whose pattern is the parameter's exact name,
-resolved by :func:`supjax.select_layers` over the network's parameters in network order (so
+resolved by :func:`supjax.engine.select_layers` over the network's parameters in network order (so
 ``leaf_index`` is the position in the network, which is what the "first parameter" rules
 of supjax look at).
 """
@@ -18,7 +18,8 @@ from typing import NamedTuple, Sequence
 import numpy as np
 from mindspore import Parameter, nn
 
-from supjax import LayerRule, SelectedLayer, select_layers
+from supjax import LayerRule
+from supjax.engine import SelectedLayer, select_layers
 
 from compat_mindspore._convert import numpy_dtype
 from compat_mindspore.mask_layer import MaskLayerDes

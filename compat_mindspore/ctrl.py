@@ -1,12 +1,14 @@
 """``SuppressCtrl``: the schedule, the suppress operations and the mask buffers.
 
-All the rules come from supjax: the schedule (:func:`supjax.advance_schedule`,
-:func:`supjax.next_sparsity`, :func:`supjax.stop_count`) and the operation
-(:func:`supjax.suppress_operation`, jitted once per set of layer plans, which are closed
-over). This module only moves arrays: it reads the weights of the MindSpore network, runs
-the operation, and writes the new keep-masks and corrections into two MindSpore
-``Parameter`` buffers per suppressed layer, which the train step of
-:class:`~compat_mindspore.model.SuppressModel` applies.
+All the rules come from supjax, through its door :mod:`supjax.engine`: the schedule's
+timing (:func:`~supjax.engine.epoch_flags`, :func:`~supjax.engine.advance_schedule`,
+:func:`~supjax.engine.next_sparsity`, :func:`~supjax.engine.stop_counts`, the interval of
+:class:`supjax.SuppressSchedule`) and the operation with its choice of path per layer
+(:func:`~supjax.engine.suppress_operation`, jitted once per set of layer plans, which are
+closed over; :func:`~supjax.engine.run_layer` for one layer). This module only moves
+arrays: it reads the weights of the MindSpore network, runs the operation, and writes the
+new keep-masks and corrections into two MindSpore ``Parameter`` buffers per suppressed
+layer, which the train step of :class:`~compat_mindspore.model.SuppressModel` applies.
 """
 
 from __future__ import annotations
@@ -21,20 +23,23 @@ import jax
 import numpy as np
 from mindspore import Parameter, nn
 
-from supjax import (
-    SuppressSchedule,
+from supjax import SuppressSchedule, weight_sparsity
+from supjax.engine import (
+    ScheduleState,
     advance_schedule,
+    as_large,
+    epoch_flags,
+    exact_operation,
     next_sparsity,
     plan_layers,
-    stop_count,
+    run_layer,
+    stop_counts,
     suppress_operation,
-    weight_sparsity,
 )
-from supjax.layer_operation import exact_operation, large_operation, large_operation_reference
-from supjax.schedule import ScheduleState
 
 from compat_mindspore import _reports
 from compat_mindspore._checks import (
+    check_bool,
     check_instance,
     check_int,
     check_int_positive,
@@ -72,8 +77,7 @@ def _jitted_operation(plans: tuple, reference_parity: bool):
 
 
 _exact_jit = jax.jit(exact_operation, static_argnames=("rule", "parity"))
-_large_jit = jax.jit(large_operation)
-_large_reference_jit = jax.jit(large_operation_reference, static_argnames=("parts",))
+_layer_jit = jax.jit(run_layer, static_argnames=("plan", "reference_parity"))
 
 
 def _check_schedule_args(
@@ -170,24 +174,24 @@ class SuppressCtrl:
         self.lr: float = check_number_positive("lr", lr)
         self.sparse_end: float = check_instance("sparse_end", sparse_end, float)
         self.sparse_start: float = check_number_non_negative("sparse_start", sparse_start)
-        self.reference_parity: bool = check_instance("reference_parity", reference_parity, bool)
+        self.reference_parity: bool = check_bool("reference_parity", reference_parity)
         if seed is None:
             seed = secrets.randbits(31)
         self.seed: int = check_int("seed", seed)
         _check_schedule_args(end_epoch, start_epoch, lr, sparse_end, sparse_start)
         check_mask_layers(mask_layers)
 
-        self.mask_all_steps: int = (end_epoch - start_epoch + 1) * batch_num
-        self.mask_step_interval: float = self.mask_all_steps / mask_times
+        self.schedule = SuppressSchedule.from_epochs(
+            start_epoch, end_epoch, batch_num, mask_times, float(sparse_start), sparse_end
+        )
+        self.mask_all_steps: int = self.schedule.all_steps
+        self.mask_step_interval: float = self.schedule.interval
         if not 10 < self.mask_step_interval < 20:
             LOGGER.info(
                 "mask interval (end_epoch - start_epoch + 1) * batch_num / mask_times = %s is outside "
                 "(10, 20): the trained model's precision may be poor",
                 self.mask_step_interval,
             )
-        self.schedule = SuppressSchedule.from_epochs(
-            start_epoch, end_epoch, batch_num, mask_times, float(sparse_start), sparse_end
-        )
         self._layers: tuple[MatchedLayer, ...] = match_mask_layers(networks, mask_layers)
         n_params = len(list(networks.get_parameters(expand=True)))
         for layer in self._layers:
@@ -235,15 +239,14 @@ class SuppressCtrl:
         """Update the suppress operation status after a training step.
 
         Sets ``to_do_mask`` when a suppress operation is due now (supjax's
-        :func:`~supjax.advance_schedule`).
+        :func:`~supjax.engine.epoch_flags` and :func:`~supjax.engine.advance_schedule`).
 
         Args:
             cur_epoch (int): current epoch (1-based).
             cur_step (int): steps done so far in the whole training.
             cur_step_in_epoch (int): steps done so far in the current epoch.
         """
-        in_window = self.mask_start_epoch <= cur_epoch <= self.mask_end_epoch
-        is_final = cur_epoch == self.mask_end_epoch and cur_step_in_epoch == self.batch_num - 2
+        in_window, is_final = epoch_flags(self.schedule, self.batch_num, cur_epoch, cur_step_in_epoch)
         state, do_op = advance_schedule(
             self._schedule_state, int(cur_step), in_window, is_final, self.schedule.min_gap
         )
@@ -268,9 +271,7 @@ class SuppressCtrl:
             return
         params = self._parameters_of(networks)
         weights = [read_parameter(p) for p in params]
-        stops = np.array(
-            [stop_count(plan.size, plan.rule.min_num, self.cur_sparse) for plan in self._plans], dtype=np.int32
-        )
+        stops = stop_counts([p.size for p in self._plans], [p.rule.min_num for p in self._plans], self.cur_sparse)
         op_key, self._key = jax.random.split(self._key)
         if self._warm_up is not None:
             self._warm_up.result()  # the compilation started by precompile() is done
@@ -332,9 +333,11 @@ class SuppressCtrl:
     ) -> float:
         """Suppress one large layer (no clipping, no noise); returns the threshold used.
 
-        Under ``reference_parity`` this is MindArmour's per-part distinct-value threshold
-        (supjax's ``large_operation_reference``), else the exact-count rule
-        (``large_operation``). ``weight_array_flat_abs`` is recomputed from the weights.
+        The layer takes supjax's large-layer path (:func:`~supjax.engine.as_large`): under
+        ``reference_parity`` MindArmour's per-part distinct-value threshold, else the
+        exact-count rule; it is skipped as supjax's :func:`~supjax.engine.run_layer` skips it
+        (nothing to suppress, NaN or Inf weights, no threshold found), returning 0.0.
+        ``weight_array_flat_abs`` is recomputed from the weights.
 
         Args:
             weight_array_flat (numpy.ndarray): the layer's weights.
@@ -344,17 +347,17 @@ class SuppressCtrl:
         """
         del weight_array_flat_abs
         i = self._layer_at(layer_index)
-        if i is None or int(actual_stop_pos) <= 0:
+        if i is None:
             return 0.0
         w = self._flat_weights(i, weight_array_flat)
-        keep = self._keeps[i].reshape(-1)
-        stop = np.int32(actual_stop_pos)
-        if self.reference_parity:
-            out, done = _large_reference_jit(w, keep, stop, np.int32(self._counts[i]), parts=self._plans[i].parts)
-            if not bool(done):
-                return 0.0
-        else:
-            out = _large_jit(w, keep, stop)
+        plan = as_large(self._plans[i], self.reference_parity)
+        run = _layer_jit(  # the large paths draw no noise: the key is not consumed
+            plan, w, self._keeps[i].reshape(-1), np.int32(actual_stop_pos), np.int32(self._counts[i]),
+            self._key, reference_parity=self.reference_parity,
+        )
+        if not bool(run.changed):
+            return 0.0
+        out = run.outcome
         self._counts[i] = int(out.count)
         self._store(i, out.keep, out.delta, out.move, w, float(out.threshold))
         return float(out.threshold)

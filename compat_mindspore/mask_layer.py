@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from compat_mindspore._checks import check_instance, check_int, check_number_positive
+from compat_mindspore._checks import check_bool, check_instance, check_int, check_number_positive
 
 __all__ = ["MaskLayerDes"]
 
@@ -54,8 +54,8 @@ class MaskLayerDes:
         if grad_idx < 0:
             raise ValueError(f"grad_idx must not be less than 0, but got {grad_idx}")
         self.grad_idx: int = grad_idx
-        self.is_add_noise: bool = check_instance("is_add_noise", is_add_noise, bool)
-        self.is_lower_clip: bool = check_instance("is_lower_clip", is_lower_clip, bool)
+        self.is_add_noise: bool = check_bool("is_add_noise", is_add_noise)
+        self.is_lower_clip: bool = check_bool("is_lower_clip", is_lower_clip)
         self.min_num: int = check_int("min_num", min_num)
         self.upper_bound: float = check_number_positive("upper_bound", upper_bound)
 

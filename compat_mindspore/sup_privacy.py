@@ -1,20 +1,9 @@
-"""The same five names as ``mindarmour.privacy.sup_privacy``.
+"""The same five names as ``mindarmour.privacy.sup_privacy`` (a re-export of :mod:`compat_mindspore`).
 
 >>> from compat_mindspore.sup_privacy import SuppressPrivacyFactory
 >>> SuppressPrivacyFactory.__name__
 'SuppressPrivacyFactory'
 """
 
-from compat_mindspore.ctrl import SuppressCtrl
-from compat_mindspore.factory import SuppressPrivacyFactory
-from compat_mindspore.mask_layer import MaskLayerDes
-from compat_mindspore.masker import SuppressMasker
-from compat_mindspore.model import SuppressModel
-
-__all__ = [
-    "MaskLayerDes",
-    "SuppressCtrl",
-    "SuppressMasker",
-    "SuppressModel",
-    "SuppressPrivacyFactory",
-]
+from compat_mindspore import *  # noqa: F401,F403
+from compat_mindspore import __all__  # noqa: F401

@@ -1,5 +1,11 @@
 """supjax: MindArmour's Suppress Privacy as a functional, jitted optax transformation.
 
+The user API: the transformations (:func:`suppress`, :func:`suppress_gradients`) with their
+state (:class:`SuppressState`, found in an optimizer state by :func:`find_suppress_state`),
+what they are built from (:class:`LayerRule`, :class:`SuppressSchedule`) and the sparsity
+reports. The parts an adapter assembles its own controller from (planning, the operation,
+the schedule's bookkeeping) are behind the door :mod:`supjax.engine`.
+
 >>> import jax.numpy as jnp, optax, supjax
 >>> tx = optax.chain(optax.adam(1e-3), supjax.suppress(
 ...     [supjax.LayerRule("dense/kernel", min_num=10)],
@@ -7,11 +13,9 @@
 >>> state = tx.init({"dense": {"kernel": jnp.ones((8, 4)), "bias": jnp.zeros(4)}})
 """
 
-from supjax.layers import LayerRule, SelectedLayer, select_layers
-from supjax.operation import plan_layers, suppress_operation
-from supjax.layer_operation import Move
+from supjax.layers import LayerRule
 from supjax.reports import LayerSparsity, format_report, mask_sparsity, sparsity_report, weight_sparsity
-from supjax.schedule import SuppressSchedule, advance_schedule, next_sparsity, stop_count
+from supjax.schedule import SuppressSchedule
 from supjax.transform import SuppressState, find_suppress_state, suppress, suppress_gradients
 
 __version__ = "0.1.0"
@@ -19,21 +23,13 @@ __version__ = "0.1.0"
 __all__ = [
     "LayerRule",
     "LayerSparsity",
-    "Move",
-    "SelectedLayer",
     "SuppressSchedule",
     "SuppressState",
-    "advance_schedule",
     "find_suppress_state",
     "format_report",
     "mask_sparsity",
-    "next_sparsity",
-    "plan_layers",
-    "select_layers",
     "sparsity_report",
-    "stop_count",
     "suppress",
     "suppress_gradients",
-    "suppress_operation",
     "weight_sparsity",
 ]

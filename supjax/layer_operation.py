@@ -14,7 +14,7 @@ a selection (:mod:`supjax.kth_smallest`), so a layer sharded over a device mesh 
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -32,6 +32,7 @@ __all__ = [
     "magnitude",
     "ceil_in_dtype",
     "floor_in_dtype",
+    "target_magnitudes",
     "exact_operation",
     "large_operation",
     "large_operation_reference",
@@ -54,8 +55,9 @@ class Move(enum.IntEnum):
     * ``UPPER_CLIP``: to ``sign(w) * upper_bound``;
     * ``NOISE``: by ``U(-0.1, 0.1)`` noise.
 
-    A caller that applies corrections in another precision (``compat_mindspore`` under
-    reference parity) recomputes them from the weight and its target.
+    The targets are listed once, in :func:`target_magnitudes`; a caller that applies
+    corrections in another precision (``compat_mindspore`` under reference parity)
+    recomputes them from the weight and that table.
 
     >>> int(Move.SUPPRESSED), Move(4).name
     (1, 'UPPER_CLIP')
@@ -86,6 +88,35 @@ class LayerOutcome(NamedTuple):
     count: jax.Array
     threshold: jax.Array
     move: jax.Array
+
+
+def target_magnitudes(
+    threshold: Any, upper_bound: Any, minimum: Callable[[Any, Any], Any] = min
+) -> dict[Move, Any]:
+    """Where each :class:`Move` with a fixed target puts a weight: ``sign(w) * magnitude``.
+
+    * ``PULLED``: ``minimum(threshold, LOWER_BOUND)``;
+    * ``LOWER_CLIP``: ``LOWER_BOUND``;
+    * ``UPPER_CLIP``: ``upper_bound`` (the effective bound, ``max(0.10, upper_bound)``).
+
+    ``SUPPRESSED`` puts a weight at 0 (its correction is the weight itself); ``NONE`` leaves
+    it and ``NOISE`` moves it by noise. With Python's ``min`` (the default), ``PULLED``'s
+    entry is the ``threshold`` object itself when ``threshold <= LOWER_BOUND`` and the
+    constant otherwise, as in MindArmour's ``min(0.005, threshold)``; inside ``jit`` pass
+    ``jnp.minimum``.
+
+    >>> table = target_magnitudes(0.01, 1.2)
+    >>> [(move.name, value) for move, value in table.items()]
+    [('PULLED', 0.005), ('LOWER_CLIP', 0.005), ('UPPER_CLIP', 1.2)]
+    >>> pulled = target_magnitudes(np.float32(0.003), 1.2)[Move.PULLED]
+    >>> type(pulled).__name__, float(pulled) == float(np.float32(0.003))
+    ('float32', True)
+    """
+    return {
+        Move.PULLED: minimum(threshold, LOWER_BOUND),
+        Move.LOWER_CLIP: LOWER_BOUND,
+        Move.UPPER_CLIP: upper_bound,
+    }
 
 
 def floor_in_dtype(value: float, dtype) -> np.ndarray:
@@ -203,21 +234,22 @@ def exact_operation(
     suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits, stop, limit, parity)
 
     sign = _sign_of(w)
+    ub = rule.effective_upper_bound
+    table = target_magnitudes(thd, ub, minimum=lambda t, c: jnp.minimum(t, jnp.asarray(c, dtype)))
+    target = {move: jnp.asarray(value, dtype) for move, value in table.items()}
     low = (a_bits <= thd_bits) & ~suppressed
-    pulled_to = sign * jnp.minimum(thd, jnp.asarray(LOWER_BOUND, dtype))
     rest = ~suppressed & ~low
     lower_clip = rest & (a <= floor_in_dtype(LOWER_BOUND, dtype)) & (
         thd > floor_in_dtype(LOWER_BOUND * 0.5, dtype)
     ) if rule.is_lower_clip else jnp.zeros_like(rest)
     rest = rest & ~lower_clip
-    ub = rule.effective_upper_bound
     upper_clip = rest & (a > floor_in_dtype(ub, dtype))
     rest = rest & ~upper_clip
     moves = [
         (suppressed, Move.SUPPRESSED, w),
-        (low, Move.PULLED, w - pulled_to),
-        (lower_clip, Move.LOWER_CLIP, w - sign * jnp.asarray(LOWER_BOUND, dtype)),
-        (upper_clip, Move.UPPER_CLIP, w - sign * jnp.asarray(ub, dtype)),
+        (low, Move.PULLED, w - sign * target[Move.PULLED]),
+        (lower_clip, Move.LOWER_CLIP, w - sign * target[Move.LOWER_CLIP]),
+        (upper_clip, Move.UPPER_CLIP, w - sign * target[Move.UPPER_CLIP]),
     ]
     if rule.is_add_noise:
         noised = rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype))

@@ -22,7 +22,9 @@ from supjax._checks import check_bool, check_int, check_real
 __all__ = [
     "LayerRule",
     "SelectedLayer",
+    "leaf_indices",
     "leaf_path",
+    "leaf_paths",
     "select_layers",
 ]
 
@@ -114,6 +116,32 @@ def leaf_path(key_path: Sequence[Any]) -> str:
     if len(names) > 1 and names[-1] == "value":
         names = names[:-1]
     return "/".join(names)
+
+
+def leaf_paths(tree: Any) -> tuple[str, ...]:
+    """The :func:`leaf_path` of every leaf of ``tree``, in leaf order.
+
+    >>> leaf_paths({"b": [1, 2], "a": {"k": 3}})
+    ('a/k', 'b/0', 'b/1')
+    """
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return tuple(leaf_path(key_path) for key_path, _ in flat)
+
+
+def leaf_indices(tree: Any, paths: Sequence[str]) -> tuple[int, ...]:
+    """Position among the leaves of ``tree`` of each path in ``paths``.
+
+    The one path-to-index map of the project (the transformation, training, reports).
+    Raises ``ValueError`` naming the paths that ``tree`` does not hold.
+
+    >>> leaf_indices({"a": 1, "w": {"kernel": 2}}, ["w/kernel", "a"])
+    (1, 0)
+    """
+    index = {path: i for i, path in enumerate(leaf_paths(tree))}
+    missing = [p for p in paths if p not in index]
+    if missing:
+        raise ValueError(f"paths {missing} are not in the tree; its leaf paths are {sorted(index)}")
+    return tuple(index[p] for p in paths)
 
 
 def select_layers(params: Any, rules: Sequence[LayerRule]) -> tuple[SelectedLayer, ...]:

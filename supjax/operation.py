@@ -1,8 +1,11 @@
 """One suppress operation over every selected layer.
 
-:func:`plan_layers` decides, once and statically, which path each selected layer takes;
-:func:`suppress_operation` then runs the operation as a pure function of arrays. Both the
-optax transformation and ``compat_mindspore`` call these, so the rules live in one place.
+:func:`plan_layers` decides, once and statically, which path each selected layer takes
+(exact, large, or MindArmour's large-layer path under reference parity; :func:`as_large`
+when a caller asks for a large-layer path by name); :func:`run_layer` runs one layer on its
+path, skipping it when its rules say so; :func:`suppress_operation` runs them all as a pure
+function of arrays. Both the optax transformation and ``compat_mindspore`` call these, so
+the choice of path lives in one place.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from supjax.layers import (
     SelectedLayer,
 )
 from supjax.layer_operation import (
+    LayerOutcome,
     exact_operation,
     ceil_in_dtype,
     large_operation,
@@ -28,8 +32,11 @@ from supjax.layer_operation import (
 __all__ = [
     "GIVE_UP_MAGNITUDE",
     "LayerPlan",
+    "LayerRun",
     "OperationResult",
+    "as_large",
     "plan_layers",
+    "run_layer",
     "suppress_operation",
 ]
 
@@ -84,21 +91,41 @@ def plan_layers(
     plans = []
     for layer in selected:
         first = layer.leaf_index == 0
+        plan = LayerPlan(layer.path, layer.size, layer.rule, "exact", 1, first)
         large = layer.size > large_layer_size and not (reference_parity and first)
-        if not large:
-            method: Path = "exact"
-        else:
-            method = "large_reference" if reference_parity else "large"
-        parts = _parts_for(layer.size) if method == "large_reference" else 1
-        plans.append(LayerPlan(layer.path, layer.size, layer.rule, method, parts, first))
+        plans.append(as_large(plan, reference_parity) if large else plan)
     return tuple(plans)
+
+
+def as_large(plan: LayerPlan, reference_parity: bool = False) -> LayerPlan:
+    """``plan`` moved onto the large-layer path: ``"large"``, or ``"large_reference"`` under parity.
+
+    :func:`plan_layers` uses it above the size threshold; MindArmour's
+    ``update_mask_layer_approximity`` asks for this path whatever the layer's size.
+
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plan = plan_layers([SelectedLayer("w", 1, 400, LayerRule("w"))])[0]
+    >>> plan.method, as_large(plan).method, as_large(plan, reference_parity=True).method
+    ('exact', 'large', 'large_reference')
+    """
+    method: Path = "large_reference" if reference_parity else "large"
+    parts = _parts_for(plan.size) if method == "large_reference" else 1
+    return plan._replace(method=method, parts=parts)
 
 
 class OperationResult(NamedTuple):
     """New keep-masks, corrections and recorded counts of every selected layer.
 
     ``keep``, ``delta`` and ``move`` hold one array per layer, shaped like it; the others
-    one entry per layer. :func:`suppress_operation`'s example builds one.
+    one entry per layer.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plans = plan_layers([SelectedLayer("w", 1, 2, LayerRule("w"))])
+    >>> res = suppress_operation(plans, [jnp.array([0.5, 0.1])], [jnp.ones(2, bool)],
+    ...                          jnp.zeros(1, jnp.int32), jnp.array([1]), jax.random.PRNGKey(0))
+    >>> res.move[0].tolist(), res.thresholds.tolist(), bool(res.applied)
+    ([0, 1], [0.10000000149011612], True)
     """
 
     keep: tuple[jax.Array, ...]
@@ -110,8 +137,52 @@ class OperationResult(NamedTuple):
     applied: jax.Array  # bool, False when the whole operation gave up
 
 
-def _run_layer(plan: LayerPlan, w, keep, stop, last_count, key, parity: bool):
-    """One layer, skipped (no change, no correction) when its rules say so."""
+class LayerRun(NamedTuple):
+    """What :func:`run_layer` did to one layer.
+
+    ``outcome`` is the layer's :class:`~supjax.layer_operation.LayerOutcome` (the old mask,
+    zero corrections and the previous count when nothing changed; ``threshold`` in the
+    weights' dtype); ``changed`` says whether the operation ran and changed the layer;
+    ``nonfinite`` whether it was skipped because the layer held NaN or Inf.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plan = plan_layers([SelectedLayer("w", 1, 3, LayerRule("w"))])[0]
+    >>> run = run_layer(plan, jnp.array([0.3, jnp.nan, 0.2]), jnp.ones(3, bool), 1, 0, jax.random.PRNGKey(0))
+    >>> bool(run.changed), bool(run.nonfinite), int(run.outcome.count)
+    (False, True, 0)
+    """
+
+    outcome: LayerOutcome
+    changed: jax.Array
+    nonfinite: jax.Array
+
+
+def run_layer(
+    plan: LayerPlan,
+    w: jax.Array,
+    keep: jax.Array,
+    stop: jax.Array,
+    last_count: jax.Array,
+    key: jax.Array,
+    reference_parity: bool = False,
+) -> LayerRun:
+    """One layer on its planned path, skipped (no change, no correction) when its rules say so.
+
+    Skipped when ``stop <= 0``, when the layer holds NaN or Inf, and on the reference's
+    large-layer path when ``stop < last_count + parts`` or no part found a threshold.
+    ``key`` feeds the noise of the exact path (the large paths ignore it).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> plan = plan_layers([SelectedLayer("w", 1, 4, LayerRule("w"))])[0]
+    >>> w = jnp.array([0.3, -0.1, 0.1, 0.2])
+    >>> run = run_layer(plan, w, jnp.ones(4, bool), 2, 0, jax.random.PRNGKey(0))
+    >>> run.outcome.keep.tolist(), bool(run.changed)
+    ([True, False, False, True], True)
+    """
+    stop = jnp.asarray(stop, jnp.int32)
+    last_count = jnp.asarray(last_count, jnp.int32)
     finite = jnp.all(jnp.isfinite(w))
     if plan.method == "large_reference":
         runnable = (stop > 0) & (stop >= last_count + plan.parts)
@@ -120,20 +191,23 @@ def _run_layer(plan: LayerPlan, w, keep, stop, last_count, key, parity: bool):
     safe_stop = jnp.maximum(stop, 1)
 
     def run(_):
+        done = jnp.asarray(True)
         if plan.method == "exact":
-            out = exact_operation(w, keep, safe_stop, key, plan.rule, parity)
+            out = exact_operation(w, keep, safe_stop, key, plan.rule, reference_parity)
         elif plan.method == "large":
             out = large_operation(w, keep, safe_stop)
         else:
             out, done = large_operation_reference(w, keep, safe_stop, last_count, plan.parts)
             out = out._replace(count=jnp.where(done, out.count, last_count))
-        return out.keep, out.delta, out.move, out.count, out.threshold.astype(jnp.float32)
+        return out.keep, out.delta, out.move, out.count, out.threshold.astype(w.dtype), done
 
     def skip(_):
-        return keep, jnp.zeros_like(w), jnp.zeros(w.shape, jnp.int8), last_count, jnp.float32(0)
+        zero = jnp.zeros([], w.dtype)
+        return keep, jnp.zeros_like(w), jnp.zeros(w.shape, jnp.int8), last_count, zero, jnp.asarray(False)
 
-    new_keep, delta, move, count, thd = jax.lax.cond(runnable & finite, run, skip, None)
-    return new_keep, delta, move, count, thd, ~finite & runnable
+    new_keep, delta, move, count, thd, done = jax.lax.cond(runnable & finite, run, skip, None)
+    outcome = LayerOutcome(new_keep, delta, count, thd, move)
+    return LayerRun(outcome, done, ~finite & runnable)
 
 
 def suppress_operation(
@@ -163,16 +237,16 @@ def suppress_operation(
     keys = jax.random.split(key, len(plans))
     stops = jnp.asarray(stops, jnp.int32)
     counts = jnp.asarray(counts, jnp.int32)
-    results = [
-        _run_layer(plan, w, k, stops[i], counts[i], keys[i], reference_parity)
+    runs = [
+        run_layer(plan, w, k, stops[i], counts[i], keys[i], reference_parity)
         for i, (plan, w, k) in enumerate(zip(plans, weights, keeps))
     ]
-    new_keep = tuple(r[0] for r in results)
-    delta = tuple(r[1] for r in results)
-    move = tuple(r[2] for r in results)
-    new_counts = jnp.stack([r[3] for r in results]).astype(jnp.int32)
-    thresholds = jnp.stack([r[4] for r in results])
-    nonfinite = jnp.stack([r[5] for r in results])
+    new_keep = tuple(r.outcome.keep for r in runs)
+    delta = tuple(r.outcome.delta for r in runs)
+    move = tuple(r.outcome.move for r in runs)
+    new_counts = jnp.stack([r.outcome.count for r in runs]).astype(jnp.int32)
+    thresholds = jnp.stack([r.outcome.threshold.astype(jnp.float32) for r in runs])
+    nonfinite = jnp.stack([r.nonfinite for r in runs])
 
     applied = jnp.asarray(True)
     if plans and plans[0].is_first_parameter:

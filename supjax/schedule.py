@@ -5,13 +5,20 @@ from 1, an operation happens whenever ``interval = all_steps / mask_times`` step
 passed since the previous one, plus one extra operation two steps before the end of the
 last epoch, and the target sparsity grows along a cubic curve from ``sparse_start`` to
 ``sparse_end``.
+
+This module owns all the timing: the window and the final step (:func:`step_flags`, or
+:func:`epoch_flags` for MindArmour's epoch arguments), the interval, the bookkeeping
+(:func:`advance_schedule`), the target sparsity (:func:`next_sparsity`, or the per-step
+tables of :func:`schedule_tables` read by :func:`targets_at`) and the stop counts
+(:func:`stop_count`, :func:`stop_counts`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -20,12 +27,23 @@ import numpy as np
 from supjax._checks import check_int, check_real
 
 __all__ = [
+    "FINAL_STEP_BEFORE_END",
     "ScheduleState",
+    "ScheduleTables",
     "SuppressSchedule",
     "advance_schedule",
+    "epoch_flags",
     "next_sparsity",
+    "schedule_tables",
+    "step_flags",
     "stop_count",
+    "stop_counts",
+    "targets_at",
 ]
+
+#: The extra end-of-training operation falls this many steps before the last step of the
+#: last epoch (the reference's ``cur_step_in_epoch == batch_num - 2``).
+FINAL_STEP_BEFORE_END = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,10 +102,11 @@ class SuppressSchedule:
         start_epoch = check_int("start_epoch", start_epoch, low=1)
         end_epoch = check_int("end_epoch", end_epoch, low=start_epoch)
         batch_num = check_int("batch_num", batch_num, low=1)
-        final = (end_epoch - 1) * batch_num + batch_num - 2 if batch_num >= 3 else None
+        end_step = end_epoch * batch_num
+        final = end_step - FINAL_STEP_BEFORE_END if batch_num > FINAL_STEP_BEFORE_END else None
         return cls(
             start_step=(start_epoch - 1) * batch_num + 1,
-            end_step=end_epoch * batch_num,
+            end_step=end_step,
             mask_times=mask_times,
             sparse_start=sparse_start,
             sparse_end=sparse_end,
@@ -176,6 +195,107 @@ def stop_count(size: int, min_num: int, sparsity: float) -> int:
     """
     floor = 1.0 - min(min_num, size) / size
     return int(size * min(floor, sparsity))
+
+
+def stop_counts(sizes: Sequence[int], min_nums: Sequence[int], sparsity: float) -> np.ndarray:
+    """:func:`stop_count` of every layer at one ``sparsity`` (int32, one entry per layer).
+
+    >>> stop_counts((100, 100), (-1, 80), 0.5).tolist()
+    [50, 19]
+    """
+    return np.array([stop_count(n, m, sparsity) for n, m in zip(sizes, min_nums)], dtype=np.int32)
+
+
+def step_flags(schedule: SuppressSchedule, cur_step: Any) -> tuple[Any, Any]:
+    """Whether step ``cur_step`` lies in the window, and whether it is the final step.
+
+    Step 0 (no step done yet) is in neither. Works on traced arrays and on Python ints.
+
+    >>> s = SuppressSchedule.from_epochs(3, 10, 20, mask_times=10)
+    >>> [tuple(bool(f) for f in step_flags(s, c)) for c in (40, 41, 198, 201)]
+    [(False, False), (True, False), (True, True), (False, False)]
+    """
+    has_step = cur_step >= 1
+    in_window = has_step & (cur_step >= schedule.start_step) & (cur_step <= schedule.end_step)
+    final = schedule.final_step if schedule.final_step is not None else -1
+    return in_window, has_step & (cur_step == final)
+
+
+def epoch_flags(
+    schedule: SuppressSchedule, batch_num: int, cur_epoch: Any, cur_step_in_epoch: Any
+) -> tuple[bool, bool]:
+    """:func:`step_flags` from MindArmour's ``update_status`` arguments, as it decides them.
+
+    For a schedule built by :meth:`SuppressSchedule.from_epochs` with this ``batch_num``:
+    in the window when ``start_epoch <= cur_epoch <= end_epoch``, final when ``cur_epoch``
+    is the end epoch and ``cur_step_in_epoch`` is ``batch_num - 2`` — from the epoch the
+    caller reports, even where it disagrees with the step count.
+
+    >>> s = SuppressSchedule.from_epochs(3, 10, 20, mask_times=10)
+    >>> epoch_flags(s, 20, 3, 1), epoch_flags(s, 20, 10, 18), epoch_flags(s, 20, 11, 18)
+    ((True, False), (True, True), (False, False))
+    """
+    first = (cur_epoch - 1) * batch_num + 1
+    last = cur_epoch * batch_num
+    in_window = schedule.start_step <= first and last <= schedule.end_step
+    in_last_epoch = last == schedule.end_step
+    is_final = in_last_epoch and first - 1 + cur_step_in_epoch == schedule.end_step - FINAL_STEP_BEFORE_END
+    return in_window, is_final
+
+
+class ScheduleTables(NamedTuple):
+    """Per step offset ``cur_step - start_step = 0 .. all_steps``: target sparsity and stop counts.
+
+    ``sparsity`` is float32[all_steps + 1], ``stops`` int32[all_steps + 1, layers];
+    :func:`schedule_tables` builds them.
+
+    >>> t = schedule_tables(SuppressSchedule.from_steps(1, 10, 5, sparse_end=0.5), (100,), (-1,))
+    >>> t.sparsity.shape, t.stops[-1].tolist()
+    ((11,), [50])
+    """
+
+    sparsity: np.ndarray
+    stops: np.ndarray
+
+
+def schedule_tables(
+    schedule: SuppressSchedule, sizes: Sequence[int], min_nums: Sequence[int]
+) -> ScheduleTables:
+    """Target sparsity and per-layer stop counts for every step offset, computed once.
+
+    Computed on the host in float64 exactly as the reference computes them (so the stop
+    counts match it bit for bit), then the sparsity is stored as float32; cached per
+    schedule and layer sizes. :func:`targets_at` reads them inside ``jit``.
+
+    >>> t = schedule_tables(SuppressSchedule.from_steps(1, 4, 2, sparse_end=0.5), (10, 10), (-1, 8))
+    >>> t.stops.tolist()
+    [[0, 0], [2, 1], [4, 1], [4, 1], [5, 1]]
+    """
+    return _tables(schedule, tuple(int(n) for n in sizes), tuple(int(m) for m in min_nums))
+
+
+@functools.lru_cache(maxsize=32)
+def _tables(schedule: SuppressSchedule, sizes: tuple[int, ...], min_nums: tuple[int, ...]) -> ScheduleTables:
+    sparsity = schedule.sparsity_table()
+    stops = np.stack([stop_counts(sizes, min_nums, float(s)) for s in sparsity])
+    return ScheduleTables(sparsity.astype(np.float32), stops.reshape(len(sparsity), len(sizes)))
+
+
+def targets_at(
+    schedule: SuppressSchedule, tables: ScheduleTables, cur_step: Any, start_step: Any, previous: Any
+) -> tuple[jax.Array, jax.Array]:
+    """Target sparsity (never below ``previous``) and stop counts of an operation at ``cur_step``.
+
+    ``start_step`` is where suppression started; offsets past the window read its last row.
+
+    >>> s = SuppressSchedule.from_steps(1, 4, 2, sparse_end=0.5)
+    >>> target, stops = targets_at(s, schedule_tables(s, (10,), (-1,)), 3, 1, 0.0)
+    >>> round(float(target), 4), stops.tolist()
+    (0.4375, [4])
+    """
+    offset = jnp.clip(cur_step - start_step, 0, schedule.all_steps)
+    target = jnp.maximum(previous, jnp.asarray(tables.sparsity)[offset])
+    return target, jnp.asarray(tables.stops)[offset]
 
 
 class ScheduleState(NamedTuple):

@@ -27,9 +27,16 @@ import numpy as np
 import optax
 
 from supjax._checks import check_bool, check_int, check_real
-from supjax.layers import LayerRule, _check_rules, select_layers
+from supjax.layers import LayerRule, _check_rules, leaf_indices, select_layers
 from supjax.operation import LayerPlan, plan_layers, suppress_operation
-from supjax.schedule import ScheduleState, SuppressSchedule, advance_schedule, stop_count
+from supjax.schedule import (
+    ScheduleState,
+    SuppressSchedule,
+    advance_schedule,
+    schedule_tables,
+    step_flags,
+    targets_at,
+)
 
 LOGGER = logging.getLogger("supjax")
 _WARNED_NONFINITE: set[str] = set()
@@ -74,21 +81,6 @@ class SuppressState(NamedTuple):
     operations: jax.Array
     nonfinite_skips: jax.Array
     key: jax.Array
-
-
-@functools.lru_cache(maxsize=32)
-def _tables(schedule: SuppressSchedule, sizes: tuple[int, ...], min_nums: tuple[int, ...]):
-    """Target sparsity (float32) and per-layer stop counts (int32) for every step offset.
-
-    Computed once on the host in float64, exactly as the reference computes them, so
-    the stop counts match it bit for bit; indexed by ``cur_step - start_step``.
-    """
-    sparsity = schedule.sparsity_table()
-    stops = np.array(
-        [[stop_count(n, m, float(s)) for n, m in zip(sizes, min_nums)] for s in sparsity],
-        dtype=np.int32,
-    ).reshape(len(sparsity), len(sizes))
-    return sparsity.astype(np.float32), stops
 
 
 def _warn_nonfinite(paths: tuple[str, ...], nonfinite: np.ndarray) -> np.ndarray:
@@ -147,25 +139,14 @@ def _check_structure(updates: Any, params: Any, state: SuppressState, plans) -> 
             f"{len(state.keep_masks)}: pass params with the structure used at init"
         )
     leaves = jax.tree_util.tree_leaves(params)
-    for plan, mask in zip(plans, state.keep_masks):
-        leaf = leaves[plan_leaf_index(plan, params)]
+    positions = leaf_indices(params, [p.path_name for p in plans])
+    for plan, mask, i in zip(plans, state.keep_masks, positions):
+        leaf = leaves[i]
         if tuple(leaf.shape) != tuple(mask.shape):
             raise ValueError(
                 f"layer {plan.path_name!r} has shape {tuple(leaf.shape)} but the state's mask "
                 f"has shape {tuple(mask.shape)}: pass params with the structure used at init"
             )
-
-
-def plan_leaf_index(plan: LayerPlan, params: Any) -> int:
-    """Index of a planned layer among the leaves of ``params``."""
-    return _leaf_indices(params)[plan.path_name]
-
-
-def _leaf_indices(params: Any) -> dict[str, int]:
-    from supjax.layers import leaf_path
-
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    return {leaf_path(p): i for i, (p, _) in enumerate(flat)}
 
 
 def _make(
@@ -193,8 +174,8 @@ def _make(
     def init_fn(params: Any) -> SuppressState:
         plans = plans_for(params)
         leaves = jax.tree_util.tree_leaves(params)
-        index = _leaf_indices(params)
-        masks = tuple(jnp.ones_like(leaves[index[p.path_name]], dtype=bool) for p in plans)
+        positions = leaf_indices(params, [p.path_name for p in plans])
+        masks = tuple(jnp.ones_like(leaves[i], dtype=bool) for i in positions)
         n = len(plans)
         return SuppressState(
             count=jnp.zeros([], jnp.int32),
@@ -213,27 +194,20 @@ def _make(
         del extra_args
         plans = plans_for(params) if params is not None else ()
         _check_structure(updates, params, state, plans)
-        index = _leaf_indices(params)
-        positions = [index[p.path_name] for p in plans]
+        positions = leaf_indices(params, [p.path_name for p in plans])
         weights = [jax.tree_util.tree_leaves(params)[i] for i in positions]
         u_leaves, treedef = jax.tree_util.tree_flatten(updates)
         selected_u = [u_leaves[i] for i in positions]
 
         paths = tuple(p.path_name for p in plans)
-        sparsity_table, stop_table = _tables(
-            schedule, tuple(p.size for p in plans), tuple(p.rule.min_num for p in plans)
-        )
+        tables = schedule_tables(schedule, [p.size for p in plans], [p.rule.min_num for p in plans])
         cur = state.count  # the last completed step; its step_end happens now
-        has_step = cur >= 1
-        in_window = has_step & (cur >= schedule.start_step) & (cur <= schedule.end_step)
-        final = schedule.final_step if schedule.final_step is not None else -1
+        in_window, is_final = step_flags(schedule, cur)
         sched, do_op = advance_schedule(
             ScheduleState(state.started, state.start_step, state.prev_step),
-            cur, in_window, has_step & (cur == final), schedule.min_gap,
+            cur, in_window, is_final, schedule.min_gap,
         )
-        offset = jnp.clip(cur - sched.start_step, 0, schedule.all_steps)
-        target = jnp.maximum(state.sparsity, jnp.asarray(sparsity_table)[offset])
-        stops = jnp.asarray(stop_table)[offset]
+        target, stops = targets_at(schedule, tables, cur, sched.start_step, state.sparsity)
 
         def operate(_):
             # the key is split only when operating: a non-operating step stays minimal

@@ -67,3 +67,24 @@ def test_importing_supjax_loads_no_application_package():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=ROOT, env={"PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"})
     assert out.stdout.strip() == "[]", out.stdout
+
+
+def _through_the_door(name: str) -> bool:
+    """``supjax``, ``supjax.engine[.X]`` or ``supjax.X`` for a name ``supjax`` exports."""
+    import supjax
+
+    if name in ("supjax", "supjax.engine") or name.startswith("supjax.engine."):
+        return True
+    module, _, attr = name.rpartition(".")
+    return module == "supjax" and attr in supjax.__all__
+
+
+def test_through_the_door_rejects_a_core_module():
+    assert not _through_the_door("supjax.schedule") and not _through_the_door("supjax.schedule.stop_counts")
+    assert _through_the_door("supjax.LayerRule") and _through_the_door("supjax.engine.Move")
+
+
+@pytest.mark.parametrize("path", _sources("compat_mindspore"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_adapter_reaches_supjax_only_through_the_package_and_the_door(path):
+    bad = sorted({n for n in imported_modules(path) if _top(n) == "supjax" and not _through_the_door(n)})
+    assert not bad, f"{path.relative_to(ROOT)} imports {bad}"

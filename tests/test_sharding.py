@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from supjax import select
+from supjax import kth_smallest as select
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = 8

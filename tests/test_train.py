@@ -80,7 +80,7 @@ def test_lenet5_rules_are_the_tutorials():
                    ("fc3/kernel", False, False, 50)]
     assert tuple(got) == LENET5_LAYERS
     params = jax.eval_shape(lenet5_for((8, 8, 1), 10).init, jax.random.PRNGKey(0), jnp.zeros((1, 8, 8, 1)))["params"]
-    assert [s.path for s in supjax.select_layers(params, rules)] == [r.pattern for r in rules]
+    assert [s.path for s in supjax.engine.select_layers(params, rules)] == [r.pattern for r in rules]
     with pytest.raises(ValueError, match="conv9"):
         lenet5_rules(["conv9"])
 

@@ -11,10 +11,10 @@ from supjax import (
     LayerRule,
     SuppressSchedule,
     find_suppress_state,
-    stop_count,
     suppress,
     suppress_gradients,
 )
+from supjax.engine import stop_count
 
 RULES = [LayerRule("dense1/kernel", is_lower_clip=True, min_num=10), LayerRule("dense2/kernel", min_num=5)]
 

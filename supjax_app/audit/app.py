@@ -7,6 +7,7 @@ True
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from supjax_app.attacks.lira import make_keep_matrix
 from supjax_app.audit.accounting import dpsgd_epsilon
 from supjax_app.audit.arms import (
-    DP_LR_GRID, LR_GRID, NOISE_GRID, arm_name, make_arm, suppress_schedule, validation_accuracy,
+    DP_LR_GRID, LR_GRID, NOISE_GRID, QUICK_GRIDS, arm_name, make_arm, suppress_schedule, validation_accuracy,
 )
 from supjax_app.audit.config import AuditConfig
 from supjax_app.audit.core import audit
@@ -49,13 +50,16 @@ def _best(scores: dict[float, float]) -> float:
 def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, say=print) -> dict[str, Any]:
     """Learning rate per arm and the DP-SGD noise, chosen on the validation split only.
 
-    * each arm's learning rate: the best validation accuracy over its grid (2 tuning models);
+    * each arm's learning rate: the best validation accuracy over its grid (2 tuning models,
+      1 with ``--quick``, whose grids are smaller: ``QUICK_GRIDS``);
     * the DP-SGD noise multiplier: the largest in ``NOISE_GRID`` whose validation accuracy is
       at least the suppressed arm's minus one point (the most private DP-SGD at matched
       accuracy); if none is, the most accurate one, and the report says the match failed.
     """
     cfg = config.resolved()
-    seeds = (cfg.seed * 7 + 1, cfg.seed * 7 + 2)
+    seeds = (cfg.seed * 7 + 1,) if cfg.quick else (cfg.seed * 7 + 1, cfg.seed * 7 + 2)
+    lr_grid, dp_lr_grid, noise_grid = ((QUICK_GRIDS["lr"], QUICK_GRIDS["dp_lr"], QUICK_GRIDS["noise"]) if cfg.quick
+                                       else (LR_GRID, DP_LR_GRID, NOISE_GRID))
     per_epoch = (cfg.pool // 2) // cfg.batch_size  # tuning models train on exact halves of the pool
     schedule = suppress_schedule(cfg.epochs, max(1, per_epoch), cfg.sparse_ends[0])
 
@@ -67,23 +71,23 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
     wanted = set(cfg.arms)
     for kind in ("dense", "suppressed", "pruned"):
         if kind in wanted or (kind == "suppressed" and wanted & {"dpsgd", "dpsgd_suppressed"}):
-            grids[kind] = {lr: acc(make_arm(kind, lr, schedule=schedule, seed=cfg.seed)) for lr in LR_GRID}
+            grids[kind] = {lr: acc(make_arm(kind, lr, schedule=schedule, seed=cfg.seed)) for lr in lr_grid}
             say(f"validation accuracy of {kind} by learning rate: {grids[kind]}")
     chosen: dict[str, Any] = {"lr": {k: _best(v) for k, v in grids.items()}, "validation_accuracy": grids}
     if wanted & {"dpsgd", "dpsgd_suppressed"}:
-        dp_lr_grid = {lr: acc(make_arm("dpsgd", lr, noise=1.0, clip=cfg.dp_clip, seed=cfg.seed)) for lr in DP_LR_GRID}
-        dp_lr = _best(dp_lr_grid)
-        say(f"validation accuracy of dpsgd (sigma 1.0) by learning rate: {dp_lr_grid}")
+        dp_lr_acc = {lr: acc(make_arm("dpsgd", lr, noise=1.0, clip=cfg.dp_clip, seed=cfg.seed)) for lr in dp_lr_grid}
+        dp_lr = _best(dp_lr_acc)
+        say(f"validation accuracy of dpsgd (sigma 1.0) by learning rate: {dp_lr_acc}")
         goal = grids["suppressed"][chosen["lr"]["suppressed"]] - 0.01
         noise_acc = {}
-        for noise in NOISE_GRID:
+        for noise in noise_grid:
             noise_acc[noise] = acc(make_arm("dpsgd", dp_lr, noise=noise, clip=cfg.dp_clip, seed=cfg.seed))
         say(f"validation accuracy of dpsgd by noise multiplier (goal >= {goal:.4f}): {noise_acc}")
         matched = [n for n, a in noise_acc.items() if a >= goal]
         noise = max(matched) if matched else _best(noise_acc)
         chosen["lr"]["dpsgd"] = dp_lr
         chosen["dp"] = {"noise_multiplier": noise, "matched": bool(matched), "goal_validation_accuracy": goal,
-                        "validation_accuracy_by_noise": noise_acc, "validation_accuracy_by_lr": dp_lr_grid}
+                        "validation_accuracy_by_noise": noise_acc, "validation_accuracy_by_lr": dp_lr_acc}
     return chosen
 
 
@@ -151,6 +155,7 @@ def run_audit(config: AuditConfig, say=print, progress=None) -> dict[str, Any]:
                    fpr_targets=cfg.fpr_targets, bootstrap=cfg.bootstrap, seed=cfg.seed, strategy=cfg.strategy,
                    progress=progress)
     epsilons = {}
+    logging.getLogger("absl").setLevel(logging.ERROR)  # RDP orders that do not converge are dropped, loudly
     for arm in arms:
         if arm.per_example:
             q, steps, delta = cfg.batch_size / int(keep.sum(1).min()), cfg.epochs * per_epoch, 1.0 / cfg.pool

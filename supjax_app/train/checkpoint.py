@@ -25,7 +25,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from supjax.layers import leaf_path
+from supjax.layers import leaf_paths
 
 __all__ = [
     "Checkpointer",
@@ -45,11 +45,6 @@ class CheckpointMismatch(ValueError):
     ...         print(err)
     checkpoint 1: w has shape (2,) and dtype float32, expected (3,) and float32
     """
-
-
-def _leaf_paths(tree: Any) -> list[str]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [leaf_path(p) for p, _ in flat]
 
 
 def _key(i: int) -> str:
@@ -101,7 +96,7 @@ class Checkpointer:
             return
         leaves = jax.tree_util.tree_leaves(state)
         arrays = {_key(i): np.asarray(jax.device_get(leaf)) for i, leaf in enumerate(leaves)}
-        info = {"paths": _leaf_paths(state), "meta": meta or {}}
+        info = {"paths": list(leaf_paths(state)), "meta": meta or {}}
         self._manager.save(
             int(step),
             args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), info=ocp.args.JsonSave(info)),
@@ -118,7 +113,7 @@ class Checkpointer:
         leaves, treedef = jax.tree_util.tree_flatten(template)
         abstract = {_key(i): np.zeros(np.shape(x), np.asarray(x).dtype) for i, x in enumerate(leaves)}
         info = self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]
-        paths = _leaf_paths(template)
+        paths = list(leaf_paths(template))
         if info["paths"] != paths:
             raise CheckpointMismatch(
                 f"checkpoint {step} in {self.directory} was written for a different model or "

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from supjax.layers import LayerRule, leaf_path, select_layers
+from supjax.layers import LayerRule, leaf_indices, select_layers
 from supjax.transform import find_suppress_state
 
 __all__ = [
@@ -118,15 +118,6 @@ def epoch_order(data_seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([int(data_seed), int(epoch)]).permutation(n)
 
 
-def _leaf_positions(params: Any, paths: Sequence[str]) -> list[int]:
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    index = {leaf_path(p): i for i, (p, _) in enumerate(flat)}
-    missing = [p for p in paths if p not in index]
-    if missing:
-        raise ValueError(f"watched layers {missing} are not in params; paths are {sorted(index)}")
-    return [index[p] for p in paths]
-
-
 def make_train_step(
     apply_fn: ApplyFn, tx: optax.GradientTransformation, watch: Sequence[str]
 ) -> Callable[[TrainState, jax.Array, jax.Array], tuple[TrainState, StepMetrics]]:
@@ -156,7 +147,7 @@ def make_train_step(
         updates, opt_state = tx.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         leaves = jax.tree_util.tree_leaves(params)
-        positions = _leaf_positions(params, watch)
+        positions = leaf_indices(params, watch)
         zeros = jnp.stack([jnp.mean(leaves[i] == 0) for i in positions]) if positions else jnp.zeros([0])
         sup = find_suppress_state(opt_state, missing_ok=True)
         target = sup.sparsity if sup is not None else jnp.zeros([], jnp.float32)

@@ -76,11 +76,11 @@ def zero_fractions(params: Any, paths: Sequence[str]) -> dict[str, float]:
     >>> zero_fractions({"w": np.array([0.0, 1.0])}, ["w"])
     {'w': 0.5}
     """
-    from supjax.layers import leaf_path
+    from supjax.layers import leaf_indices
 
-    flat, _ = jax.tree_util.tree_flatten_with_path(params)
-    by_path = {leaf_path(p): leaf for p, leaf in flat}
-    return {p: float(np.mean(np.asarray(jax.device_get(by_path[p])) == 0)) for p in paths}
+    leaves = jax.tree_util.tree_leaves(params)
+    return {p: float(np.mean(np.asarray(jax.device_get(leaves[i])) == 0))
+            for p, i in zip(paths, leaf_indices(params, paths))}
 
 
 def run_summary(

@@ -21,7 +21,7 @@ import mindspore.dataset as ds
 import numpy as np
 import pytest
 
-from supjax import stop_count
+from supjax.engine import stop_count
 
 pytestmark = pytest.mark.mindspore
 

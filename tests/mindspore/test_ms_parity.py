@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import compat_mindspore
-from supjax import stop_count
+from supjax.engine import stop_count
 
 from tests.mindspore.lenet_run import LAYERS, train_lenet
 

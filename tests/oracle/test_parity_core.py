@@ -10,9 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from supjax import LayerRule, SelectedLayer, SuppressSchedule, plan_layers, stop_count, suppress
-from supjax.operation import suppress_operation
-from supjax.transform import find_suppress_state
+from supjax import LayerRule, SuppressSchedule, find_suppress_state, suppress
+from supjax.engine import SelectedLayer, plan_layers, stop_count, suppress_operation
 from tests.oracle.reference import reference_operation, reference_schedule
 
 pytestmark = pytest.mark.mindspore
