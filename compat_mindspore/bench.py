@@ -47,9 +47,9 @@ LENET5_MINDSPORE_SHAPES = {
 
 def _quick_counts() -> Any:
     """The repeat counts of ``supjax bench --quick`` (for the doctests)."""
-    from supjax_app.bench.figures import _Counts
+    from supjax_app.bench.timing import Counts
 
-    return _Counts(quick=True)
+    return Counts(quick=True)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,15 +202,15 @@ def measure_reference_speedup(counts: Any, seed: int = 0) -> dict[str, Any] | No
     """
     if importlib.util.find_spec("mindarmour") is None:
         return None
-    from supjax_app.bench.figures import (
-        _LATER, _SPARSITIES, _interleave, _lenet5_weights, _operation_timer, _paired_ratios, _stats, lenet5_rules,
-    )
+    from supjax_app.bench.operation import LATER, SPARSITIES, operation_timer, random_weights
+    from supjax_app.bench.timing import interleave, paired_ratios, stats
+    from supjax_app.models import lenet5_rules
 
     with _quiet_mindarmour():
         from mindarmour.privacy.sup_privacy import MaskLayerDes, SuppressCtrl
         from mindspore import Parameter
 
-    weights = _lenet5_weights(LENET5_MINDSPORE_SHAPES, seed)
+    weights = random_weights(LENET5_MINDSPORE_SHAPES, seed)
     rules = lenet5_rules()
 
     class _Weight(nn.Cell):
@@ -251,39 +251,37 @@ def measure_reference_speedup(counts: Any, seed: int = 0) -> dict[str, Any] | No
             # the middle of training (the first one from all-kept masks is slower still)
             net, ctrl = fresh_ctrl()
             with _quiet_mindarmour():
-                ctrl.update_mask(net, 1, target_sparse=_SPARSITIES[0])
+                ctrl.update_mask(net, 1, target_sparse=SPARSITIES[0])
                 start = time.perf_counter()
-                ctrl.update_mask(net, 2, target_sparse=_LATER[r % len(_LATER)])
+                ctrl.update_mask(net, 2, target_sparse=LATER[r % len(LATER)])
                 elapsed = time.perf_counter() - start
             recorded = [len(cell.sparse_pos_list) for cell in ctrl.grads_mask_list]
             if min(recorded) < 2:
                 raise RuntimeError("MindArmour's update_mask did not operate: the timing would be meaningless")
             return elapsed
 
-        _, ours_run = _operation_timer(weights, rules, after=_SPARSITIES[0])
+        _, ours_run = operation_timer(weights, rules, after=SPARSITIES[0])
         reference(0)  # warm-up
-        times = _interleave(
+        times = interleave(
             # ours: the median of three back-to-back calls (the first call after MindArmour's
             # seconds-long Python loop pays for waking XLA's idle worker threads)
-            {"reference": reference, "ours": lambda r: statistics.median(ours_run(_LATER[r % len(_LATER)]) for _ in range(3))},
+            {"reference": reference, "ours": lambda r: statistics.median(ours_run(LATER[r % len(LATER)]) for _ in range(3))},
             counts.reference_repeats,
         )
     finally:
         ms.set_context(mode=previous_mode)
-    speedup = _stats(_paired_ratios(times["reference"], times["ours"]))
+    speedup = stats(paired_ratios(times["reference"], times["ours"]))
     return {
         **speedup,
         "detail": {
-            "reference_ms": _stats([t * 1e3 for t in times["reference"]]),
-            "ours_ms": _stats([t * 1e3 for t in times["ours"]]),
+            "reference_ms": stats([t * 1e3 for t in times["reference"]]),
+            "ours_ms": stats([t * 1e3 for t in times["ours"]]),
             "ratio_of_medians": statistics.median(times["reference"]) / statistics.median(times["ours"]),
             "what": "MindArmour 2.0.0 SuppressCtrl.update_mask (PYNATIVE) / jitted suppress_operation, "
                     "same LeNet5 weights in MindSpore layout, both after one operation at "
-                    f"{_SPARSITIES[0]}, targets {list(_LATER)}, paired rounds",
+                    f"{SPARSITIES[0]}, targets {list(LATER)}, paired rounds",
         },
     }
-
-
 
 
 def measure_compat_step_ratio(counts: Any, seed: int = 0, mode: str = "graph") -> tuple[dict | None, str]:
@@ -295,7 +293,7 @@ def measure_compat_step_ratio(counts: Any, seed: int = 0, mode: str = "graph") -
     """
     if importlib.util.find_spec("mindarmour") is None:
         return None, "mindarmour is not installed in this environment"
-    from supjax_app.bench.figures import _stats
+    from supjax_app.bench.timing import stats
 
     kwargs = dict(steps=2, warmup=1, repeats=2) if counts.quick else dict(steps=5, warmup=2, repeats=5)
     timings = []
@@ -304,12 +302,12 @@ def measure_compat_step_ratio(counts: Any, seed: int = 0, mode: str = "graph") -
             timings.append(measure_step_ratio(mode=mode, seed=seed, **kwargs))
     ratios = [t.step_ratio for t in timings]
     return {
-        **_stats(ratios),
+        **stats(ratios),
         "detail": {
             "mode": mode,
-            "reference_step_ms": _stats([t.reference_step_s * 1e3 for t in timings]),
-            "compat_step_ms": _stats([t.compat_step_s * 1e3 for t in timings]),
-            "update_mask_ratio": _stats([t.update_mask_ratio for t in timings]),
+            "reference_step_ms": stats([t.reference_step_s * 1e3 for t in timings]),
+            "compat_step_ms": stats([t.compat_step_s * 1e3 for t in timings]),
+            "update_mask_ratio": stats([t.update_mask_ratio for t in timings]),
             "what": "measure_step_ratio (each call: median of its own repeats); "
                     f"median/min/max over {counts.compat_calls} calls",
         },

@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure step overhead, operation time, selection and speed-ups (JSON with --json)",
         description="Benchmark supjax against the bare optimizer, one elementwise pass and the reference.",
     )
-    from supjax_app.bench.figures import add_arguments
+    from supjax_app.bench.cli import add_arguments
 
     add_arguments(bench)
     from supjax_app.audit import cli as audit_cli
@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
-        from supjax_app.bench.figures import run as run_bench
+        from supjax_app.bench.cli import run as run_bench
 
         return run_bench(args)
     if args.command == "audit":

@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from supjax_app._checks import check_fraction, check_seed
+
 __all__ = [
     "Dataset",
     "batches",
@@ -305,20 +307,6 @@ def load_fashion_mnist(data_dir: str | os.PathLike = _FASHION_MNIST_DIR) -> Data
 # --------------------------------------------------------------------------
 
 
-def _check_fraction(value: float, arg: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
-        raise ValueError(f"{arg} must be a float in the open interval (0, 1), got {value!r}")
-    return float(value)
-
-
-def _check_seed(seed: int, arg: str = "seed") -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"{arg} must be a non-negative int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"{arg} must be a non-negative int, got {seed}")
-    return int(seed)
-
-
 def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     """Load scikit-learn's bundled 8x8 digits (1797 images, 10 classes), split stratified.
 
@@ -331,8 +319,8 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> Dataset:
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    test_fraction = _check_fraction(test_fraction, "test_fraction")
-    seed = _check_seed(seed)
+    test_fraction = check_fraction(test_fraction, "test_fraction")
+    seed = check_seed(seed)
     bunch = sk_load_digits()
     images = (bunch.images.astype(np.float32) / np.float32(16.0))[..., None]
     labels = bunch.target.astype(np.int32)

@@ -11,7 +11,7 @@ import math
 
 import pytest
 
-from supjax_app.bench import figures as bench
+from supjax_app.bench import cli, report
 
 HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "selection_ratio", "compat_step_ratio")
 
@@ -20,7 +20,7 @@ HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "
 def quick_report(tmp_path_factory):
     path = tmp_path_factory.mktemp("bench") / "bench.json"
     # one large-path layer is enough for the selection figure's machinery
-    status = bench.main(["--quick", "--sizes", "150000", "--json", str(path)])
+    status = cli.main(["--quick", "--sizes", "150000", "--json", str(path)])
     assert status == 0
     return json.loads(path.read_text())
 
@@ -70,7 +70,7 @@ def test_details(quick_report):
 
 def test_add_arguments_registers_the_options():
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
+    cli.add_arguments(parser)
     args = parser.parse_args(["--json", "x.json", "--quick", "--sizes", "1e4", "1e7", "--no-compat"])
     assert args.json == "x.json" and args.quick and args.no_compat and not args.no_reference
     assert args.sizes == [1e4, 1e7]
@@ -78,13 +78,13 @@ def test_add_arguments_registers_the_options():
 
 def test_bad_sizes_are_rejected(capsys):
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    assert bench.run(parser.parse_args(["--sizes", "0"])) == 2
+    cli.add_arguments(parser)
+    assert cli.run(parser.parse_args(["--sizes", "0"])) == 2
     assert "--sizes" in capsys.readouterr().err
 
 
 def test_plain_table_without_rich(quick_report):
-    text = bench.format_table(quick_report)
+    text = report.format_table(quick_report)
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["figure", "median", "min", "max"]
     assert len(lines) == 2 + len(HEADLINE)

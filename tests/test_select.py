@@ -396,18 +396,23 @@ def test_digit_widths() -> None:
 
 
 def test_benchmark_smoke() -> None:
-    """The benchmark helper runs and reports ratios (no timing assertions)."""
-    sys.path.insert(0, str(REPO_ROOT))
-    try:
-        from benchmarks.select_bench import format_table, measure_selection_ratio
-    finally:
-        sys.path.remove(str(REPO_ROOT))
-    results = measure_selection_ratio([300], repeats=2, include_sort=True, sort_repeats=1)
+    """The kth_smallest sweep runs and reports ratios (no timing assertions)."""
+    from supjax_app.bench.selection import format_table, measure_kth_smallest_ratio
+
+    results = measure_kth_smallest_ratio([300], repeats=2, include_sort=True, sort_repeats=1)
     assert set(results) == {300}
     for r in results.values():
         assert r["ratio"] > 0 and r["sort_ratio"] > 0
         assert set(r["kth_ms"]) == {"median", "min", "max"}
     assert "ratio" in format_table(results)
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run(
+        [sys.executable, "-m", "supjax_app.bench.selection", "--sizes", "300", "--repeats", "2", "--no-sort"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.splitlines()[2].split()[0] == "300"
 
 
 SHARDED_SCRIPT = textwrap.dedent(

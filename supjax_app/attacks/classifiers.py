@@ -27,13 +27,14 @@ array([[0.127, 2.   , 0.   ]])
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.special import log_softmax
+
+from supjax_app._checks import check_fraction, check_seed
 
 if TYPE_CHECKING:
     from sklearn.model_selection import GridSearchCV
@@ -93,20 +94,6 @@ def _check_attacks(attacks: Any) -> tuple[str, ...]:
     if bad:
         raise ValueError(f"attacks must be names from {ATTACKS}, got unknown {bad!r}")
     return tuple(dict.fromkeys(names))
-
-
-def _check_fraction(value: Any, arg: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 < value < 1.0:
-        raise ValueError(f"{arg} must be a float in the open interval (0, 1), got {value!r}")
-    return float(value)
-
-
-def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be a non-negative int, got {type(seed).__name__}")
-    if seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed}")
-    return int(seed)
 
 
 # --------------------------------------------------------------------------
@@ -261,8 +248,8 @@ def membership_inference(
     m_labels = _check_labels(member_labels, "member_labels", *m_logits.shape)
     n_labels = _check_labels(nonmember_labels, "nonmember_labels", *n_logits.shape)
     names = _check_attacks(attacks)
-    seed = _check_seed(seed)
-    test_fraction = _check_fraction(attack_test_fraction, "attack_test_fraction")
+    seed = check_seed(seed)
+    test_fraction = check_fraction(attack_test_fraction, "attack_test_fraction")
     for arg, arr in (("member_logits", m_logits), ("nonmember_logits", n_logits)):
         if len(arr) < _MIN_PER_GROUP:
             raise ValueError(f"{arg} needs at least {_MIN_PER_GROUP} samples, got {len(arr)}")

@@ -192,7 +192,7 @@ def audit(
     bootstrap: int = 200,
     seed: int = 0,
     strategy: str = "sequential",
-    sharding: Any = None,
+    sharding: Any = "auto",
     progress: Callable[[str, int, int], None] | None = None,
 ) -> AuditResult:
     """Train ``len(keep)`` models per arm, attack each leave-one-out, and summarise.
@@ -200,6 +200,8 @@ def audit(
     Model ``m`` starts from ``init(seed * 100_003 + m)`` and visits its IN examples
     (``keep[m]``) in the order :func:`~supjax_app.audit.training.batch_order` gives for seed
     ``seed * 100_003 + m``, in every arm. ``progress(arm, done, total)`` reports steps.
+    With ``strategy="vmap"`` the models are spread over all devices (``sharding="auto"``,
+    a ``models`` mesh axis) when their number divides the models; pass a sharding or None.
     """
     keep = np.asarray(keep, bool)
     n_models = len(keep)

@@ -35,6 +35,7 @@ __all__ = [
     "batch_order",
     "fold_model_into_keys",
     "make_step",
+    "models_sharding",
     "steps_per_epoch",
     "train_arm",
 ]
@@ -124,6 +125,22 @@ def fold_model_into_keys(opt_state: Any, model: jax.Array | int) -> Any:
     return jax.tree_util.tree_map(fold, opt_state, is_leaf=is_keyed)
 
 
+def models_sharding(n_models: int, devices: Sequence[Any] | None = None) -> Any:
+    """A ``NamedSharding`` that spreads a leading models axis over ``devices`` (a ``models`` mesh axis).
+
+    None on a single device, or when the devices do not divide ``n_models``.
+
+    >>> models_sharding(8, jax.devices()[:1]) is None
+    True
+    """
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = list(jax.devices() if devices is None else devices)
+    if len(devices) < 2 or n_models % len(devices):
+        return None
+    return NamedSharding(Mesh(np.asarray(devices), ("models",)), PartitionSpec("models"))
+
+
 def make_step(apply: ApplyFn, tx: optax.GradientTransformation, per_example: bool) -> Callable:
     """``step(params, opt_state, x_pool, y_pool, idx) -> (params, opt_state)``: one SGD-style step.
 
@@ -197,7 +214,8 @@ def train_arm(
 
     ``orders[m]`` is model ``m``'s batch order (:func:`batch_order`), all of one shape.
     ``sharding`` (``"vmap"`` only): a ``jax.sharding.Sharding`` for the leading models axis
-    of params, optimizer state and orders (e.g. ``NamedSharding(mesh, P("models"))``).
+    of params, optimizer state and orders (e.g. :func:`models_sharding`); ``"auto"`` uses
+    :func:`models_sharding` (all devices, when they divide the number of models).
     ``on_step(n)`` is called after every ``n`` steps done (for progress bars).
 
     >>> import jax.numpy as jnp
@@ -222,6 +240,8 @@ def train_arm(
         params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *init_params)
         order = jnp.asarray(orders)
         models = jnp.arange(len(init_params))
+        if isinstance(sharding, str) and sharding == "auto":
+            sharding = models_sharding(len(init_params))
         if sharding is not None:
             params, order, models = jax.device_put((params, order, models), sharding)
         opt_state = trainer.init(params, models)

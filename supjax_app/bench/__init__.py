@@ -1,9 +1,18 @@
-"""``supjax bench``: the JAX figures (:mod:`supjax_app.bench.figures`) and the selection sweep
-(:mod:`supjax_app.bench.selection`); MindArmour/compat figures come from ``compat_mindspore.bench``
-through the ``supjax.bench`` entry-point group when that package is installed.
+"""``supjax bench``, one module per concern:
 
->>> from supjax_app.bench import figures
->>> sorted(figures.GOALS)[:2]
+* :mod:`~supjax_app.bench.timing`: repeat counts, timed samples, interleaved rounds, paired ratios;
+* :mod:`~supjax_app.bench.operation`: one jitted suppress operation ready to time;
+* :mod:`~supjax_app.bench.figures`: the JAX figures (step overhead, LeNet5 operation, selection
+  ratio), and :func:`~supjax_app.bench.figures.mindspore_figures`, which finds the
+  MindArmour/compat figures of ``compat_mindspore.bench`` through the ``supjax.bench``
+  entry-point group when that package is installed;
+* :mod:`~supjax_app.bench.report`: the goals, the JSON report and its table;
+* :mod:`~supjax_app.bench.cli`: the command line (``supjax bench``);
+* :mod:`~supjax_app.bench.selection`: the ``kth_smallest`` sweep
+  (``python -m supjax_app.bench.selection``).
+
+>>> from supjax_app.bench import report
+>>> sorted(report.GOALS)[:2]
 ['compat_step_ratio', 'lenet5_operation_ms']
 """
 

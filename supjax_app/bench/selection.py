@@ -6,17 +6,22 @@ The figure of merit is the *pass ratio*: the time of one jitted
 
 Usage::
 
-    PYTHONPATH=. python supjax_app/bench/selection.py [--sizes 1e4 1e6] [--repeats 9] [--no-sort]
+    python -m supjax_app.bench.selection [--sizes 1e4 1e6] [--repeats 9] [--no-sort]
 
-or, from Python, ``measure_selection_ratio(sizes, repeats)``.
+or, from Python, ``measure_kth_smallest_ratio(sizes, repeats)``. (``supjax bench``'s
+``selection_ratio`` times the whole suppress operation instead:
+:func:`supjax_app.bench.figures.measure_selection_ratio`.)
+
+>>> results = measure_kth_smallest_ratio([500], repeats=2, include_sort=False)
+>>> format_table(results).splitlines()[2].split()[0]
+'500'
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable, Iterable, Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import jax
@@ -24,26 +29,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from supjax.kth_smallest import kth_smallest
+from supjax_app.bench.timing import stats, timed
 
-__all__ = ["measure_selection_ratio", "format_table", "main"]
+__all__ = ["DEFAULT_SIZES", "format_table", "main", "measure_kth_smallest_ratio"]
 
+#: Array sizes of the sweep.
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000, 10_000_000)
 
 
 def _stats_ms(seconds: Sequence[float]) -> dict[str, float]:
     """Median/min/max of timings, in milliseconds."""
-    ms = [s * 1e3 for s in seconds]
-    return {"median": statistics.median(ms), "min": min(ms), "max": max(ms)}
+    ms = stats([s * 1e3 for s in seconds])
+    return {key: ms[key] for key in ("median", "min", "max")}
 
 
-def _time_call(fn: Callable[..., Any], *args: Any) -> float:
-    """Wall-clock seconds of one call, waiting for the result."""
-    start = time.perf_counter()
-    jax.block_until_ready(fn(*args))
-    return time.perf_counter() - start
-
-
-def measure_selection_ratio(
+def measure_kth_smallest_ratio(
     sizes: Iterable[int] = DEFAULT_SIZES,
     repeats: int = 7,
     *,
@@ -63,7 +63,7 @@ def measure_selection_ratio(
     x*2, "sort_ratio": median sort / median x*2 or None}}`` where each stats
     is ``{"median", "min", "max"}`` in milliseconds.
 
-    >>> r = measure_selection_ratio([1000], repeats=3, include_sort=False)
+    >>> r = measure_kth_smallest_ratio([1000], repeats=3, include_sort=False)
     >>> r[1000]["ratio"] > 0
     True
     """
@@ -83,12 +83,12 @@ def measure_selection_ratio(
         jax.block_until_ready(double(x))
         kth_times, double_times = [], []
         for k in ks[1:]:
-            double_times.append(_time_call(double, x))
-            kth_times.append(_time_call(select, x, k))
+            double_times.append(timed(lambda: double(x)))
+            kth_times.append(timed(lambda: select(x, k)))
         sort_stats = None
         if include_sort:
             jax.block_until_ready(sort(x))
-            sort_stats = _stats_ms([_time_call(sort, x) for _ in range(sort_repeats)])
+            sort_stats = _stats_ms([timed(lambda: sort(x)) for _ in range(sort_repeats)])
         kth_stats, double_stats = _stats_ms(kth_times), _stats_ms(double_times)
         results[size] = {
             "kth_ms": kth_stats,
@@ -104,7 +104,14 @@ def measure_selection_ratio(
 
 
 def format_table(results: dict[int, dict[str, Any]]) -> str:
-    """Human-readable table of :func:`measure_selection_ratio` results."""
+    """Human-readable table of :func:`measure_kth_smallest_ratio` results (times in ms).
+
+    >>> stats_ms = {"median": 1.0, "min": 1.0, "max": 1.0}
+    >>> row = {"kth_ms": stats_ms, "double_ms": stats_ms, "sort_ms": None, "ratio": 1.0,
+    ...        "ratio_min": 1.0, "sort_ratio": None}
+    >>> format_table({300: row}).splitlines()[2].split()[-3:]
+    ['1.00', '1.00', '-']
+    """
 
     def cell(stats: dict[str, float] | None) -> str:
         if stats is None:
@@ -125,22 +132,33 @@ def format_table(results: dict[int, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    """Command-line entry point: print the ratio table."""
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m supjax_app.bench.selection [--sizes N ...] [--repeats R] [--no-sort]``.
+
+    Prints the ratio table and returns 0.
+
+    >>> import contextlib, io
+    >>> out = io.StringIO()
+    >>> with contextlib.redirect_stdout(out):
+    ...     status = main(["--sizes", "300", "--repeats", "2", "--no-sort"])
+    >>> status, out.getvalue().splitlines()[2].split()[0]
+    (0, '300')
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", type=float, default=list(DEFAULT_SIZES))
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--sort-repeats", type=int, default=3)
     parser.add_argument("--no-sort", action="store_true", help="skip timing jnp.sort")
     args = parser.parse_args(argv)
-    results = measure_selection_ratio(
+    results = measure_kth_smallest_ratio(
         [int(s) for s in args.sizes],
         args.repeats,
         include_sort=not args.no_sort,
         sort_repeats=args.sort_repeats,
     )
     print(format_table(results))
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
