@@ -52,9 +52,10 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
 
     * each arm's learning rate: the best validation accuracy over its grid (2 tuning models,
       1 with ``--quick``, whose grids are smaller: ``QUICK_GRIDS``);
-    * the DP-SGD noise multiplier: the largest in ``NOISE_GRID`` whose validation accuracy is
-      at least the suppressed arm's minus one point (the most private DP-SGD at matched
-      accuracy); if none is, the most accurate one, and the report says the match failed.
+    * the DP-SGD noise multiplier: with the learning rate best at noise 1, the largest in
+      ``NOISE_GRID`` whose validation accuracy is at least the suppressed arm's minus one point
+      (the most private DP-SGD at matched accuracy); if none is, the most accurate one, and the
+      report says the match failed; then the learning rate is chosen again at that noise.
     """
     cfg = config.resolved()
     seeds = (cfg.seed * 7 + 1,) if cfg.quick else (cfg.seed * 7 + 1, cfg.seed * 7 + 2)
@@ -85,9 +86,16 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
         say(f"validation accuracy of dpsgd by noise multiplier (goal >= {goal:.4f}): {noise_acc}")
         matched = [n for n, a in noise_acc.items() if a >= goal]
         noise = max(matched) if matched else _best(noise_acc)
+        if len(dp_lr_grid) > 1:  # the learning rate again, at the chosen noise
+            retuned = {lr: acc(make_arm("dpsgd", lr, noise=noise, clip=cfg.dp_clip, seed=cfg.seed)) for lr in dp_lr_grid}
+            say(f"validation accuracy of dpsgd (sigma {noise}) by learning rate: {retuned}")
+            dp_lr = _best(retuned)
+        else:
+            retuned = dp_lr_acc
         chosen["lr"]["dpsgd"] = dp_lr
         chosen["dp"] = {"noise_multiplier": noise, "matched": bool(matched), "goal_validation_accuracy": goal,
-                        "validation_accuracy_by_noise": noise_acc, "validation_accuracy_by_lr": dp_lr_acc}
+                        "validation_accuracy_by_noise": noise_acc, "validation_accuracy_by_lr_at_sigma_1": dp_lr_acc,
+                        "validation_accuracy_by_lr_at_chosen_noise": retuned}
     return chosen
 
 
@@ -111,6 +119,28 @@ def _arms(cfg: AuditConfig, chosen: dict[str, Any], per_epoch: int) -> list:
                     arms.append(make_arm(kind, lr["dpsgd"], noise=noise * factor, clip=cfg.dp_clip, seed=cfg.seed,
                                          name=arm_name(kind, noise=noise * factor)))
     return arms
+
+
+#: Below this noise multiplier the PLD accountant is too slow and memory-hungry (minutes, GBs);
+#: there the report gives the RDP epsilon only (an upper bound just the same).
+PLD_MIN_NOISE = 0.3
+
+
+def _epsilons(arms: list, cfg: AuditConfig, keep: np.ndarray, per_epoch: int) -> dict[str, Any]:
+    """DP-SGD epsilon of each private arm at delta = 1/pool, RDP and (from ``PLD_MIN_NOISE``) PLD."""
+    out: dict[str, Any] = {}
+    logging.getLogger("absl").setLevel(logging.ERROR)  # RDP orders that do not converge are dropped, loudly
+    for arm in arms:
+        if not arm.per_example:
+            continue
+        sigma = arm.settings["noise_multiplier"]
+        q, steps, delta = cfg.batch_size / int(keep.sum(1).min()), cfg.epochs * per_epoch, 1.0 / cfg.pool
+        out[arm.name] = {
+            "rdp": dpsgd_epsilon(sigma, q, steps, delta, accountant="rdp"),
+            "pld": dpsgd_epsilon(sigma, q, steps, delta, accountant="pld") if sigma >= PLD_MIN_NOISE else None,
+            "delta": delta, "sampling_rate": q, "steps": steps,
+        }
+    return out
 
 
 def _train_evaluator(data: AuditData, init, apply, cfg: AuditConfig, lr: float):
@@ -150,18 +180,11 @@ def run_audit(config: AuditConfig, say=print, progress=None) -> dict[str, Any]:
     chosen = choose_hyperparameters(cfg, data, init, apply, say=say)
     tuning_s = time.perf_counter() - t0
     arms = _arms(cfg, chosen, per_epoch)
+    epsilons = _epsilons(arms, cfg, keep, per_epoch)  # before training: a failure here costs nothing
     result = audit(init, apply, arms, data.x_pool, data.y_pool, keep, epochs=cfg.epochs, batch_size=cfg.batch_size,
                    x_test=data.x_test, y_test=data.y_test, canary=data.canary, attacks=cfg.attacks,
                    fpr_targets=cfg.fpr_targets, bootstrap=cfg.bootstrap, seed=cfg.seed, strategy=cfg.strategy,
                    progress=progress)
-    epsilons = {}
-    logging.getLogger("absl").setLevel(logging.ERROR)  # RDP orders that do not converge are dropped, loudly
-    for arm in arms:
-        if arm.per_example:
-            q, steps, delta = cfg.batch_size / int(keep.sum(1).min()), cfg.epochs * per_epoch, 1.0 / cfg.pool
-            epsilons[arm.name] = {acc: dpsgd_epsilon(arm.settings["noise_multiplier"], q, steps, delta, accountant=acc)
-                                  for acc in ("rdp", "pld")}
-            epsilons[arm.name].update(delta=delta, sampling_rate=q, steps=steps)
     inversion = None
     if cfg.inversion:
         from supjax_app.audit.inversion_section import inversion_section

@@ -89,7 +89,8 @@ def build_report(cfg: AuditConfig, data: AuditData, chosen: Mapping[str, Any], r
         "main_attack": attack,
         "control": control,
         "arms": arms,
-        "accountant": "dp-accounting: RDP (RdpAccountant) and PLD (PLDAccountant), Poisson-subsampled Gaussian at "
+        "accountant": "dp-accounting: RDP (RdpAccountant) and PLD (PLDAccountant; only from noise multiplier 0.3 up, "
+                      "below it too slow), Poisson-subsampled Gaussian at "
                       "rate batch/|smallest training set|, delta = 1/pool; training used shuffled fixed-size batches "
                       "(the usual approximation of Poisson sampling)",
         "epsilon_lower_bound": "ln(TPR_lower / FPR_upper) (or the complementary form, whichever is larger) with "
@@ -134,7 +135,8 @@ def markdown(report: Mapping[str, Any]) -> str:
         can = arm["attacks"][attack]["canaries"]
         eps = arm["epsilon"]
         row = [name, f"{100 * arm['test_accuracy']['mean']:.2f} ± {100 * arm['test_accuracy']['std']:.2f} %",
-               _pct(arm["zeros"]["mean"]), "-" if not eps else f"{eps['rdp']:.2f} / {eps['pld']:.2f}",
+               _pct(arm["zeros"]["mean"]), "-" if not eps else f"{eps['rdp']:.3g} / " + (
+                   "-" if eps["pld"] is None else f"{eps['pld']:.3g}"),
                f"{m['auc']:.3f}"] + [_pct(m[f"tpr@{f:g}"]) for f in fprs] + [
                "-" if can is None or "tpr@0.01" not in can else _pct(can["tpr@0.01"])]
         lines.append("| " + " | ".join(row) + " |")
