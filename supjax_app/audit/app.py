@@ -52,10 +52,11 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
 
     * each arm's learning rate: the best validation accuracy over its grid (2 tuning models,
       1 with ``--quick``, whose grids are smaller: ``QUICK_GRIDS``);
-    * the DP-SGD noise multiplier: with the learning rate best at noise 1, the largest in
-      ``NOISE_GRID`` whose validation accuracy is at least the suppressed arm's minus one point
-      (the most private DP-SGD at matched accuracy); if none is, the most accurate one, and the
-      report says the match failed; then the learning rate is chosen again at that noise.
+    * the DP-SGD noise multiplier and learning rate: each noise tried with every learning rate
+      of ``DP_LR_GRID`` (its best counts), the largest noise of ``NOISE_GRID`` whose validation
+      accuracy is at least the suppressed arm's minus one point (the most private DP-SGD at
+      matched accuracy), found by bisection (accuracy falls as noise grows); if none is, the
+      most accurate one tried, and the report says so.
     """
     cfg = config.resolved()
     seeds = (cfg.seed * 7 + 1,) if cfg.quick else (cfg.seed * 7 + 1, cfg.seed * 7 + 2)
@@ -76,26 +77,27 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
             say(f"validation accuracy of {kind} by learning rate: {grids[kind]}")
     chosen: dict[str, Any] = {"lr": {k: _best(v) for k, v in grids.items()}, "validation_accuracy": grids}
     if wanted & {"dpsgd", "dpsgd_suppressed"}:
-        dp_lr_acc = {lr: acc(make_arm("dpsgd", lr, noise=1.0, clip=cfg.dp_clip, seed=cfg.seed)) for lr in dp_lr_grid}
-        dp_lr = _best(dp_lr_acc)
-        say(f"validation accuracy of dpsgd (sigma 1.0) by learning rate: {dp_lr_acc}")
         goal = grids["suppressed"][chosen["lr"]["suppressed"]] - 0.01
-        noise_acc = {}
-        for noise in noise_grid:
-            noise_acc[noise] = acc(make_arm("dpsgd", dp_lr, noise=noise, clip=cfg.dp_clip, seed=cfg.seed))
-        say(f"validation accuracy of dpsgd by noise multiplier (goal >= {goal:.4f}): {noise_acc}")
-        matched = [n for n, a in noise_acc.items() if a >= goal]
-        noise = max(matched) if matched else _best(noise_acc)
-        if len(dp_lr_grid) > 1:  # the learning rate again, at the chosen noise
-            retuned = {lr: acc(make_arm("dpsgd", lr, noise=noise, clip=cfg.dp_clip, seed=cfg.seed)) for lr in dp_lr_grid}
-            say(f"validation accuracy of dpsgd (sigma {noise}) by learning rate: {retuned}")
-            dp_lr = _best(retuned)
-        else:
-            retuned = dp_lr_acc
-        chosen["lr"]["dpsgd"] = dp_lr
+        by_noise: dict[float, dict[float, float]] = {}
+        grid = sorted(noise_grid)
+        low, high = 0, len(grid) - 1  # bisect for the largest noise that matches (accuracy falls with noise)
+        while low <= high:
+            mid = (low + high) // 2
+            noise = grid[mid]
+            by_noise[noise] = {lr: acc(make_arm("dpsgd", lr, noise=noise, clip=cfg.dp_clip, seed=cfg.seed))
+                               for lr in dp_lr_grid}
+            say(f"validation accuracy of dpsgd (sigma {noise}) by learning rate (goal >= {goal:.4f}): "
+                f"{by_noise[noise]}")
+            if max(by_noise[noise].values()) >= goal:
+                low = mid + 1
+            else:
+                high = mid - 1
+        best = {noise: max(accs.values()) for noise, accs in by_noise.items()}
+        matched = [n for n, a in best.items() if a >= goal]
+        noise = max(matched) if matched else _best(best)
+        chosen["lr"]["dpsgd"] = _best(by_noise[noise])
         chosen["dp"] = {"noise_multiplier": noise, "matched": bool(matched), "goal_validation_accuracy": goal,
-                        "validation_accuracy_by_noise": noise_acc, "validation_accuracy_by_lr_at_sigma_1": dp_lr_acc,
-                        "validation_accuracy_by_lr_at_chosen_noise": retuned}
+                        "validation_accuracy_by_noise_and_lr": by_noise}
     return chosen
 
 
@@ -114,7 +116,7 @@ def _arms(cfg: AuditConfig, chosen: dict[str, Any], per_epoch: int) -> list:
             schedule = suppress_schedule(cfg.epochs, per_epoch, cfg.sparse_ends[0])
             arms.append(make_arm(kind, lr["dpsgd"], schedule=schedule, noise=noise, clip=cfg.dp_clip,
                                  seed=cfg.seed))
-            if kind == "dpsgd" and not cfg.quick:  # DP-SGD as a curve over epsilon
+            if kind == "dpsgd" and cfg.dp_curve and not cfg.quick:  # DP-SGD as a curve over epsilon
                 for factor in (0.5, 2.0):
                     arms.append(make_arm(kind, lr["dpsgd"], noise=noise * factor, clip=cfg.dp_clip, seed=cfg.seed,
                                          name=arm_name(kind, noise=noise * factor)))

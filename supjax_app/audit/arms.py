@@ -53,7 +53,7 @@ ARM_KINDS = ("dense", "suppressed", "pruned", "dpsgd", "dpsgd_suppressed")
 LR_GRID = (0.05, 0.1, 0.2, 0.4)
 #: SGD learning rates tried for DP-SGD (on the clipped, averaged gradient; larger is usual).
 DP_LR_GRID = (0.1, 0.2, 0.4, 0.8)
-#: DP-SGD noise multipliers tried, most private last (``--quick``: 0.3 and 1.0).
+#: DP-SGD noise multipliers tried, from the most private down (``--quick``: 1.0 and 0.3).
 NOISE_GRID = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.4, 2.0)
 #: The grids of ``--quick`` (a smoke run).
 QUICK_GRIDS = {"lr": (0.1, 0.4), "dp_lr": (0.2,), "noise": (0.3, 1.0)}

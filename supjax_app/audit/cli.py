@@ -54,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--sparse-end", type=float, nargs="+", dest="sparse_ends", default=[0.95],
                    help="final sparsity of the suppressed and pruned arms; several values draw a frontier")
     g.add_argument("--dp-clip", type=float, default=1.0, help="DP-SGD per-example L2 clip (1.0)")
+    g.add_argument("--no-dp-curve", action="store_true",
+                   help="train DP-SGD at the matched noise only (by default also at half and twice it, "
+                        "the frontier's DP-SGD curve; never with --quick)")
     g.add_argument("--strategy", default="sequential", help="how an arm's models train: sequential, scan, vmap")
     g = parser.add_argument_group("attacks and report")
     g.add_argument("--attacks", type=_names, default=ATTACK_NAMES,
@@ -62,6 +65,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="false-positive rates at which TPR is reported, each in (0, 1)")
     g.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of each interval (200)")
     g.add_argument("--no-inversion", action="store_true", help="skip the image-inversion attack")
+    g.add_argument("--inversion-weights", choices=("default", "tutorial"), default="default",
+                   help="inversion loss weights: MindArmour's default (1, 0.2, 5) or its tutorial's (1, 0.1, 5)")
     g.add_argument("--no-legacy", action="store_true", help="skip the LR/KNN/MLP/RF attack of supjax train")
     g.add_argument("--seed", type=int, default=0, help="seed of the split, keep matrix, inits and batches (0)")
     g.add_argument("--out", default="supjax-audit", help="output folder (supjax-audit)")
@@ -75,8 +80,9 @@ def config_from_args(args: argparse.Namespace) -> AuditConfig:
         data=args.data.strip().lower(), data_dir=args.data_dir, models=args.models, pool=args.pool,
         validation=args.validation, epochs=args.epochs, batch_size=args.batch_size,
         canary_fraction=args.canary_fraction, arms=tuple(args.arms), attacks=tuple(args.attacks),
-        sparse_ends=tuple(args.sparse_ends), fpr_targets=tuple(args.fpr_targets), dp_clip=args.dp_clip,
+        sparse_ends=tuple(args.sparse_ends), fpr_targets=tuple(args.fpr_targets), dp_clip=args.dp_clip, dp_curve=not args.no_dp_curve,
         bootstrap=args.bootstrap, strategy=args.strategy, inversion=not args.no_inversion,
+        inversion_weights=args.inversion_weights,
         legacy=not args.no_legacy, seed=args.seed, out=args.out, quick=args.quick,
     )
 

@@ -82,9 +82,11 @@ class AuditConfig:
     sparse_ends: tuple[float, ...] = (0.95,)
     fpr_targets: tuple[float, ...] = (0.001, 0.01)
     dp_clip: float = 1.0
+    dp_curve: bool = True
     bootstrap: int = 200
     strategy: str = "sequential"
     inversion: bool = True
+    inversion_weights: str = "default"
     legacy: bool = True
     seed: int = 0
     out: str = "supjax-audit"
@@ -129,6 +131,8 @@ class AuditConfig:
 
         if cfg.strategy not in STRATEGIES:
             _fail("--strategy", f"one of {', '.join(STRATEGIES)}", cfg.strategy)
+        if cfg.inversion_weights not in ("default", "tutorial"):
+            _fail("--inversion-weights", "'default' (1, 0.2, 5) or 'tutorial' (1, 0.1, 5)", cfg.inversion_weights)
         _check_int("--seed", cfg.seed, 0, 2**31 - 1)
         return True
 

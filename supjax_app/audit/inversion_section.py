@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from supjax_app.attacks.inversion import (
-    DEFAULT_WEIGHTS, InversionResult, inversion_markdown, run_inversion, write_inversion_outputs,
+    DEFAULT_WEIGHTS, TUTORIAL_WEIGHTS, InversionResult, inversion_markdown, run_inversion, write_inversion_outputs,
 )
 from supjax_app.audit.config import AuditConfig
 from supjax_app.audit.core import AuditResult
@@ -36,7 +36,8 @@ def inversion_section(model: LeNet5, result: AuditResult, data: AuditData, evalu
     per_group = 10 if cfg.quick else 30
     inv = run_inversion(functools.partial(lenet5_features, model), arms, data.x_pool, data.y_pool_true,
                         result.keep[:n_models], evaluator, n_members=per_group, n_nonmembers=per_group,
-                        iters=100, weights=DEFAULT_WEIGHTS, reference="dense" if "dense" in arms else next(iter(arms)),
+                        iters=100, weights=TUTORIAL_WEIGHTS if cfg.inversion_weights == "tutorial" else DEFAULT_WEIGHTS,
+                        reference="dense" if "dense" in arms else next(iter(arms)),
                         seed=cfg.seed, n_boot=cfg.bootstrap)
     text = (f"Evaluator: a LeNet5 trained on the {len(data.y_val)} validation examples (disjoint from the pool), "
             f"test accuracy {100 * evaluator_accuracy:.2f} %. Targets: models 0-{n_models - 1} of each arm, "

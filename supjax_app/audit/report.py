@@ -159,8 +159,10 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines += ["", "## Hyperparameters (chosen on the validation split)", "", f"learning rates: {hp['lr']}"]
     if "dp" in hp:
         dp = hp["dp"]
-        lines.append(f"DP-SGD noise multiplier {dp['noise_multiplier']} (matched to the suppressed arm's validation "
-                     f"accuracy minus one point: {'yes' if dp['matched'] else 'NO, none of the grid matched'})")
+        lines.append(f"DP-SGD noise multiplier {dp['noise_multiplier']}, learning rate {hp['lr']['dpsgd']}: the most "
+                     f"private of the grid whose validation accuracy is at least the suppressed arm's minus one "
+                     f"point ({'matched' if dp['matched'] else 'NONE of the grid matched: the most accurate one'}); "
+                     f"validation accuracy by noise and learning rate: {dp['validation_accuracy_by_noise_and_lr']}")
     lines += ["", f"Accountant: {report['accountant']}.", f"Empirical epsilon: {report['epsilon_lower_bound']}.", ""]
     t = report["timings"]
     lines.append(f"Wall time: {t['total_s']:.0f} s (hyperparameter search {t['tuning_s']:.0f} s; training per arm: " +
