@@ -14,7 +14,7 @@ other N-1 as shadows, and returns every score and metric.
 ...                x, y, make_keep_matrix(4, 40, seed=0), epochs=2, batch_size=4,
 ...                x_test=x, y_test=y, attacks=("loss",), bootstrap=20)
 >>> sorted(result.metrics["dense"]["loss"]["all"])[:3]
-['advantage', 'auc', 'auc_ci']
+['advantage', 'advantage_ci', 'auc']
 """
 
 from __future__ import annotations
