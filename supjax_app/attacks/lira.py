@@ -270,6 +270,14 @@ def _gaussian_logpdf(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.nda
 # --------------------------------------------------------------------------
 
 
+def _prepare(scores: Any, keep: Any, fixed_variance: Any, balance: bool, equal: bool):
+    """Checked scores, the per-side pools, the balanced shadow counts and the variance mode."""
+    values, keep = _check_scores_keep(scores, keep)
+    fixed = _check_fixed_variance(fixed_variance, values.shape[0])
+    per_side = _per_side_counts(keep, equal=equal) if balance else None
+    return values, _pool(values, keep), per_side, fixed
+
+
 def lira_offline(scores: Any, keep: Any, *, fixed_variance: bool | None = True, balance: bool = True) -> np.ndarray:
     """Offline LiRA, leave-one-out: ``(N, P)`` z-statistics ``(x - mu_out) / sd_out``.
 
@@ -289,10 +297,7 @@ def lira_offline(scores: Any, keep: Any, *, fixed_variance: bool | None = True, 
     >>> round(float(z[keep].mean()), 1), round(float(z[~keep].mean()), 1)
     (2.0, 0.0)
     """
-    values, keep = _check_scores_keep(scores, keep)
-    fixed = _check_fixed_variance(fixed_variance, values.shape[0])
-    per_side = _per_side_counts(keep, equal=False) if balance else None
-    pool = _pool(values, keep)
+    values, pool, per_side, fixed = _prepare(scores, keep, fixed_variance, balance, equal=False)
     out = np.empty_like(values)
     for t in range(values.shape[0]):
         _, _, mu_out, std_out = _gaussian_fits(pool, t, per_side, fixed)
@@ -317,10 +322,7 @@ def lira_online(scores: Any, keep: Any, *, fixed_variance: bool | None = None, b
     >>> round(float(llr[keep].mean()), 1), round(float(llr[~keep].mean()), 1)
     (1.9, -1.9)
     """
-    values, keep = _check_scores_keep(scores, keep)
-    fixed = _check_fixed_variance(fixed_variance, values.shape[0])
-    per_side = _per_side_counts(keep, equal=True) if balance else None
-    pool = _pool(values, keep)
+    values, pool, per_side, fixed = _prepare(scores, keep, fixed_variance, balance, equal=True)
     out = np.empty_like(values)
     for t in range(values.shape[0]):
         mu_in, std_in, mu_out, std_out = _gaussian_fits(pool, t, per_side, fixed)
