@@ -1,6 +1,17 @@
 """``supjax audit``: membership-inference privacy audits of training recipes.
 
-* :mod:`supjax_app.audit.accounting` — DP-SGD ε with the ``dp-accounting`` package.
+* :mod:`supjax_app.audit.core` — the API: train N models per arm on a keep matrix, attack each
+  with the others as shadows, summarise (any model: ``init``, ``apply``, one optax chain per arm);
+* :mod:`supjax_app.audit.training` — one arm's models (sequential, ``lax.scan`` or ``vmap``,
+  a ``models`` mesh axis over several devices);
+* :mod:`supjax_app.audit.arms` — the CLI's LeNet5 arms (dense, suppressed, pruned, DP-SGD,
+  DP-SGD + suppression) and validation accuracy for choosing their hyperparameters;
+* :mod:`supjax_app.audit.split` — pool with canaries, validation and test splits;
+* :mod:`supjax_app.audit.accounting` — DP-SGD ε with the ``dp-accounting`` package;
+* :mod:`supjax_app.audit.app`, :mod:`~supjax_app.audit.cli`, :mod:`~supjax_app.audit.config` —
+  the ``supjax audit`` command;
+* :mod:`supjax_app.audit.report`, :mod:`~supjax_app.audit.plots`,
+  :mod:`~supjax_app.audit.inversion_section` — what it writes.
 
 >>> from supjax_app.audit import accounting
 >>> accounting.ACCOUNTANTS
