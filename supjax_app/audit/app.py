@@ -50,8 +50,9 @@ def _best(scores: dict[float, float]) -> float:
 def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, say=print) -> dict[str, Any]:
     """Learning rate per arm and the DP-SGD noise, chosen on the validation split only.
 
-    * each arm's learning rate: the best validation accuracy over its grid (2 tuning models,
-      1 with ``--quick``, whose grids are smaller: ``QUICK_GRIDS``);
+    * each arm's learning rate (every ``suppressed@s``/``pruned@s`` its own): the best
+      validation accuracy over its grid (2 tuning models, 1 with ``--quick``, whose grids are
+      smaller: ``QUICK_GRIDS``);
     * the DP-SGD noise multiplier and learning rate: each noise tried with every learning rate
       of ``DP_LR_GRID`` (its best counts), the largest noise of ``NOISE_GRID`` whose validation
       accuracy is at least the suppressed arm's minus one point (the most private DP-SGD at
@@ -63,7 +64,6 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
     lr_grid, dp_lr_grid, noise_grid = ((QUICK_GRIDS["lr"], QUICK_GRIDS["dp_lr"], QUICK_GRIDS["noise"]) if cfg.quick
                                        else (LR_GRID, DP_LR_GRID, NOISE_GRID))
     per_epoch = (cfg.pool // 2) // cfg.batch_size  # tuning models train on exact halves of the pool
-    schedule = suppress_schedule(cfg.epochs, max(1, per_epoch), cfg.sparse_ends[0])
 
     def acc(arm) -> float:
         return validation_accuracy(apply, arm, init, data.x_pool, data.y_pool, data.x_val, data.y_val,
@@ -71,13 +71,19 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
 
     grids: dict[str, dict[float, float]] = {}
     wanted = set(cfg.arms)
+    private = bool(wanted & {"dpsgd", "dpsgd_suppressed"})
     for kind in ("dense", "suppressed", "pruned"):
-        if kind in wanted or (kind == "suppressed" and wanted & {"dpsgd", "dpsgd_suppressed"}):
-            grids[kind] = {lr: acc(make_arm(kind, lr, schedule=schedule, seed=cfg.seed)) for lr in lr_grid}
-            say(f"validation accuracy of {kind} by learning rate: {grids[kind]}")
+        if kind not in wanted and not (kind == "suppressed" and private):
+            continue
+        for s in (None,) if kind == "dense" else cfg.sparse_ends if kind in wanted else cfg.sparse_ends[:1]:
+            schedule = None if s is None else suppress_schedule(cfg.epochs, max(1, per_epoch), s)
+            name = arm_name(kind, s)
+            grids[name] = {lr: acc(make_arm(kind, lr, schedule=schedule, seed=cfg.seed)) for lr in lr_grid}
+            say(f"validation accuracy of {name} by learning rate: {grids[name]}")
     chosen: dict[str, Any] = {"lr": {k: _best(v) for k, v in grids.items()}, "validation_accuracy": grids}
     if wanted & {"dpsgd", "dpsgd_suppressed"}:
-        goal = grids["suppressed"][chosen["lr"]["suppressed"]] - 0.01
+        reference = arm_name("suppressed", cfg.sparse_ends[0])
+        goal = grids[reference][chosen["lr"][reference]] - 0.01
         by_noise: dict[float, dict[float, float]] = {}
         grid = sorted(noise_grid)
         low, high = 0, len(grid) - 1  # bisect for the largest noise that matches (accuracy falls with noise)
@@ -109,7 +115,7 @@ def _arms(cfg: AuditConfig, chosen: dict[str, Any], per_epoch: int) -> list:
             arms.append(make_arm("dense", lr["dense"], seed=cfg.seed))
         elif kind in ("suppressed", "pruned"):
             for s in cfg.sparse_ends:
-                arms.append(make_arm(kind, lr[kind], schedule=suppress_schedule(cfg.epochs, per_epoch, s),
+                arms.append(make_arm(kind, lr[arm_name(kind, s)], schedule=suppress_schedule(cfg.epochs, per_epoch, s),
                                      seed=cfg.seed, name=arm_name(kind, s)))
         else:
             noise = chosen["dp"]["noise_multiplier"]
