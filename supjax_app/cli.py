@@ -19,7 +19,9 @@ __all__ = [
 _DESCRIPTION = (
     "Suppress Privacy in JAX. `supjax train` trains a LeNet5 twice with the same seed and data "
     "split, once dense and once with supjax.suppress (MindArmour's tutorial schedule), then "
-    "attacks both with membership inference and writes report.json, report.md and PNG plots."
+    "attacks both with membership inference and writes report.json, report.md and PNG plots. "
+    "`supjax audit` measures whether suppression protects privacy (shadow models, LiRA, RMIA, "
+    "DP-SGD, image inversion); `supjax bench` what it costs."
 )
 
 _EPILOG = """examples:
