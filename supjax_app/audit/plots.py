@@ -22,6 +22,11 @@ from supjax_app.audit.core import AuditResult  # noqa: E402
 __all__ = ["plot_frontier", "plot_roc", "plot_score_pairs", "write_plots"]
 
 
+def _color(i: int) -> Any:
+    """A distinct colour for the ``i``-th arm (tab10, then tab20's lighter shades: 20 arms apart)."""
+    return plt.cm.tab10(i) if i < 10 else plt.cm.tab20(2 * (i - 10) % 20 + 1)
+
+
 def plot_roc(result: AuditResult, path: Path) -> Path:
     """One panel per attack, one curve per arm, pooled over targets, log-log axes."""
     attacks = list(next(iter(result.scores.values())))
@@ -29,9 +34,9 @@ def plot_roc(result: AuditResult, path: Path) -> Path:
     member = result.keep.ravel()
     floor = 1.0 / max(1, (~member).sum())
     for ax, attack in zip(axes[0], attacks):
-        for arm, by in result.scores.items():
+        for i, (arm, by) in enumerate(result.scores.items()):
             fpr, tpr, _ = roc_curve(member, by[attack].ravel())
-            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=arm, lw=1.2)
+            ax.plot(np.maximum(fpr, floor), np.maximum(tpr, floor), label=arm, lw=1.2, color=_color(i))
         ax.plot([floor, 1], [floor, 1], "k:", lw=0.8)
         ax.set(xscale="log", yscale="log", xlim=(floor, 1), ylim=(floor, 1), title=attack,
                xlabel="false-positive rate", ylabel="true-positive rate")
@@ -47,14 +52,14 @@ def plot_frontier(report: Mapping[str, Any], path: Path) -> Path:
     attack = report["main_attack"]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     dp = []
-    for name, arm in report["arms"].items():
+    for i, (name, arm) in enumerate(report["arms"].items()):
         m = arm["attacks"][attack]["all"]
         x, y = m.get("tpr@0.01"), arm["test_accuracy"]["mean"]
         if x is None:
             continue
         lo, hi = m["tpr@0.01_ci"]
         ax.errorbar([x], [y], xerr=[[x - lo], [hi - x]], yerr=[[arm["test_accuracy"]["std"]]] * 2, fmt="o",
-                    capsize=3, label=name)
+                    capsize=3, label=name, color=_color(i))
         if name.startswith("dpsgd") and not name.startswith("dpsgd_suppressed") and arm["epsilon"]:
             dp.append((x, y, arm["epsilon"]["rdp"]))
     if len(dp) > 1:
