@@ -5,19 +5,18 @@ timing (:func:`~supjax.engine.epoch_flags`, :func:`~supjax.engine.advance_schedu
 :func:`~supjax.engine.next_sparsity`, :func:`~supjax.engine.stop_counts`, the interval of
 :class:`supjax.SuppressSchedule`) and the operation with its choice of path per layer
 (:func:`~supjax.engine.suppress_operation`, jitted once per set of layer plans, which are
-closed over; :func:`~supjax.engine.run_layer` for one layer). This module only moves
-arrays: it reads the weights of the MindSpore network, runs the operation, and writes the
-new keep-masks and corrections into two MindSpore ``Parameter`` buffers per suppressed
-layer, which the train step of :class:`~compat_mindspore.model.SuppressModel` applies.
+closed over, in :mod:`compat_mindspore._operations`; :func:`~supjax.engine.run_layer` for
+one layer). This module only moves arrays: it reads the weights of the MindSpore network,
+runs the operation, and writes the new keep-masks and corrections into two MindSpore
+``Parameter`` buffers per suppressed layer (:mod:`compat_mindspore._buffers`), which the
+train step of :class:`~compat_mindspore.model.SuppressModel` applies.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import functools
 import logging
 import secrets
-from typing import Any, Literal
 
 import jax
 import numpy as np
@@ -29,15 +28,13 @@ from supjax.engine import (
     advance_schedule,
     as_large,
     epoch_flags,
-    exact_operation,
     next_sparsity,
     plan_layers,
-    run_layer,
     stop_counts,
-    suppress_operation,
 )
 
-from compat_mindspore import _reports
+from compat_mindspore import _operations as ops, _reports
+from compat_mindspore._buffers import CorrectionForm, MaskBuffers
 from compat_mindspore._checks import (
     check_bool,
     check_instance,
@@ -46,60 +43,12 @@ from compat_mindspore._checks import (
     check_number_non_negative,
     check_number_positive,
 )
-from compat_mindspore._corrections import gradient_correction, reference_gradient_correction
-from compat_mindspore._convert import make_buffer, numpy_dtype, read_parameter, write_parameter
+from compat_mindspore._convert import read_parameter
 from compat_mindspore._matching import MatchedLayer, check_mask_layers, match_mask_layers
 
 __all__ = ["SuppressCtrl"]
 
 LOGGER = logging.getLogger("compat_mindspore")
-
-#: How a correction reaches the weights: ``"gradient"`` is MindArmour's ``g' = add + g * mul``
-#: with ``add = delta / lr``; ``"update"`` corrects the weights after the optimizer step
-#: (``w = keep ? w_after - delta : 0``), for any optimizer.
-CorrectionForm = Literal["gradient", "update"]
-
-_COMPILER: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def _compiler() -> concurrent.futures.ThreadPoolExecutor:
-    """One background thread for compiling suppress operations ahead of their first use."""
-    global _COMPILER
-    if _COMPILER is None:
-        _COMPILER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="supjax-compile")
-    return _COMPILER
-
-
-@functools.lru_cache(maxsize=64)
-def _jitted_operation(plans: tuple, reference_parity: bool):
-    """supjax's ``suppress_operation`` jitted with the plans closed over, shared by equal plans."""
-    return jax.jit(functools.partial(suppress_operation, plans, reference_parity=reference_parity))
-
-
-_exact_jit = jax.jit(exact_operation, static_argnames=("rule", "parity"))
-_layer_jit = jax.jit(run_layer, static_argnames=("plan", "reference_parity"))
-
-
-def _check_schedule_args(
-    end_epoch: int, start_epoch: int, lr: float, sparse_end: float, sparse_start: float
-) -> None:
-    """MindArmour's range checks, in its order (all ``ValueError``)."""
-    if lr > 0.5:
-        raise ValueError(f"learning rate should not be greater than 0.5, but got {lr}")
-    if start_epoch > end_epoch:
-        raise ValueError(
-            "start_epoch should not be greater than end_epoch, but got start_epoch and "
-            f"end_epoch are: {start_epoch}, {end_epoch}"
-        )
-    if end_epoch > 100:
-        raise ValueError(f"end_epoch should not be greater than 100, but got {end_epoch}")
-    if sparse_end >= 1.0 or sparse_end <= 0.0:
-        raise ValueError(f"sparse_end should be in range (0, 1), but got {sparse_end}")
-    if sparse_start >= sparse_end:
-        raise ValueError(
-            "sparse_start should be smaller than sparse_end, but got sparse_start and "
-            f"sparse_end are: {sparse_start}, {sparse_end}"
-        )
 
 
 class SuppressCtrl:
@@ -178,7 +127,7 @@ class SuppressCtrl:
         if seed is None:
             seed = secrets.randbits(31)
         self.seed: int = check_int("seed", seed)
-        _check_schedule_args(end_epoch, start_epoch, lr, sparse_end, sparse_start)
+        ops.check_schedule_args(end_epoch, start_epoch, lr, sparse_end, sparse_start)
         check_mask_layers(mask_layers)
 
         self.schedule = SuppressSchedule.from_epochs(
@@ -186,31 +135,16 @@ class SuppressCtrl:
         )
         self.mask_all_steps: int = self.schedule.all_steps
         self.mask_step_interval: float = self.schedule.interval
-        if not 10 < self.mask_step_interval < 20:
-            LOGGER.info(
-                "mask interval (end_epoch - start_epoch + 1) * batch_num / mask_times = %s is outside "
-                "(10, 20): the trained model's precision may be poor",
-                self.mask_step_interval,
-            )
+        ops.check_interval(self.mask_step_interval)
         self._layers: tuple[MatchedLayer, ...] = match_mask_layers(networks, mask_layers)
-        n_params = len(list(networks.get_parameters(expand=True)))
-        for layer in self._layers:
-            if layer.description.grad_idx >= n_params:
-                raise ValueError(
-                    f"grad_idx {layer.description.grad_idx} of mask layer "
-                    f"{layer.description.layer_name!r} is beyond the network's {n_params} parameters"
-                )
+        ops.check_grad_idx(self._layers, len(list(networks.get_parameters(expand=True))))
         self._plans = plan_layers([m.selected for m in self._layers], self.reference_parity)
-        self._operation = _jitted_operation(tuple(self._plans), self.reference_parity)
+        self._operation = ops.jitted_operation(tuple(self._plans), self.reference_parity)
         self._warm_up: concurrent.futures.Future | None = None
-        self._keeps = [np.ones(tuple(m.parameter.shape), dtype=bool) for m in self._layers]
         self._counts = np.zeros(len(self._layers), dtype=np.int32)
         self._schedule_state = ScheduleState(False, 0, 0)
         self._key = jax.random.PRNGKey(self.seed)
-        self._mul = [make_buffer(f"suppress_mul.{m.parameter.name}", m.parameter, 1.0) for m in self._layers]
-        self._add = [make_buffer(f"suppress_add.{m.parameter.name}", m.parameter, 0.0) for m in self._layers]
-        self._pending: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, float]] = {}
-        self._form: CorrectionForm = "gradient"
+        self._buffers = MaskBuffers(self._layers, self._plans, self)
         self.to_do_mask: bool = False
         self.cur_sparse: float = 0.0
         self.mask_initialized: bool = True
@@ -269,24 +203,22 @@ class SuppressCtrl:
         )
         if not self._layers:
             return
-        params = self._parameters_of(networks)
+        params = ops.parameters_of(networks, self.networks, self._layers)
         weights = [read_parameter(p) for p in params]
         stops = stop_counts([p.size for p in self._plans], [p.rule.min_num for p in self._plans], self.cur_sparse)
         op_key, self._key = jax.random.split(self._key)
         if self._warm_up is not None:
             self._warm_up.result()  # the compilation started by precompile() is done
-        result = self._operation(weights, list(self._keeps), self._counts, stops, op_key)
+        result = self._operation(weights, list(self._buffers.keeps), self._counts, stops, op_key)
         if not bool(result.applied):
             LOGGER.info("first parameter's max |w| < 0.02: suppress operation given up")
             self.reset_zeros()
             return
-        for i, flag in enumerate(np.asarray(result.nonfinite)):
-            if flag:
-                LOGGER.warning("%s holds NaN or Inf: skipped by this suppress operation", params[i].name)
+        ops.warn_nonfinite(params, result.nonfinite)
         self._counts = np.asarray(result.counts, dtype=np.int32).copy()
         thresholds = np.asarray(result.thresholds)
         for i in range(len(self._layers)):
-            self._store(i, result.keep[i], result.delta[i], result.move[i], weights[i], float(thresholds[i]))
+            self._buffers.store(i, result.keep[i], result.delta[i], result.move[i], weights[i], float(thresholds[i]))
         self.operations += 1
         LOGGER.info(
             "suppress operation at step %s: sparsity %.4f, suppressed %s",
@@ -311,18 +243,18 @@ class SuppressCtrl:
             layer_index (int): ``grad_idx`` of the layer.
         """
         del weight_abs_max
-        i = self._layer_at(layer_index)
+        i = ops.layer_at(self._layers, layer_index)
         if i is None:
             return
-        w = self._flat_weights(i, weight_array_flat)
+        w = ops.flat_weights(self._layers[i], self._plans[i], weight_array_flat)
         rule = self._plans[i].rule
         op_key, self._key = jax.random.split(self._key)
-        out = _exact_jit(
-            w, self._keeps[i].reshape(-1), np.int32(max(int(sparse_stop_pos), 0)), op_key,
+        out = ops.exact_jit(
+            w, self._buffers.keeps[i].reshape(-1), np.int32(max(int(sparse_stop_pos), 0)), op_key,
             rule=rule, parity=self.reference_parity, threshold=np.asarray(sparse_weight_thd, dtype=w.dtype),
         )
         self._counts[i] = int(out.count)
-        self._store(i, out.keep, out.delta, out.move, w, float(sparse_weight_thd))
+        self._buffers.store(i, out.keep, out.delta, out.move, w, float(sparse_weight_thd))
 
     def update_mask_layer_approximity(
         self,
@@ -346,20 +278,20 @@ class SuppressCtrl:
             layer_index (int): ``grad_idx`` of the layer.
         """
         del weight_array_flat_abs
-        i = self._layer_at(layer_index)
+        i = ops.layer_at(self._layers, layer_index)
         if i is None:
             return 0.0
-        w = self._flat_weights(i, weight_array_flat)
+        w = ops.flat_weights(self._layers[i], self._plans[i], weight_array_flat)
         plan = as_large(self._plans[i], self.reference_parity)
-        run = _layer_jit(  # the large paths draw no noise: the key is not consumed
-            plan, w, self._keeps[i].reshape(-1), np.int32(actual_stop_pos), np.int32(self._counts[i]),
+        run = ops.layer_jit(  # the large paths draw no noise: the key is not consumed
+            plan, w, self._buffers.keeps[i].reshape(-1), np.int32(actual_stop_pos), np.int32(self._counts[i]),
             self._key, reference_parity=self.reference_parity,
         )
         if not bool(run.changed):
             return 0.0
         out = run.outcome
         self._counts[i] = int(out.count)
-        self._store(i, out.keep, out.delta, out.move, w, float(out.threshold))
+        self._buffers.store(i, out.keep, out.delta, out.move, w, float(out.threshold))
         return float(out.threshold)
 
     def precompile(self, wait: bool = False) -> None:
@@ -371,31 +303,22 @@ class SuppressCtrl:
         """
         if self._warm_up is not None or not self._layers:
             return
-        weights = [np.zeros(tuple(m.parameter.shape), numpy_dtype(m.parameter)) for m in self._layers]
-        keeps = [np.ones(k.shape, bool) for k in self._keeps]
-        counts = np.zeros_like(self._counts)
-        key = jax.random.PRNGKey(0)
-
-        def run() -> None:
-            jax.block_until_ready(self._operation(weights, keeps, counts, counts, key))
-
+        run = ops.compile_job(self._operation, self._layers, self._buffers.keeps, self._counts)
         if wait:
             self._warm_up = concurrent.futures.Future()
             run()
             self._warm_up.set_result(None)
         else:
-            self._warm_up = _compiler().submit(run)
+            self._warm_up = ops.compiler().submit(run)
 
     def reset_zeros(self) -> None:
         """Set the corrections to zero (the step after an operation has applied them)."""
-        for i in self._pending:
-            write_parameter(self._add[i], np.zeros(tuple(self._add[i].shape)))
-        self._pending = {}
+        self._buffers.reset_zeros()
 
     # ------------------------------------------------------------------ reports
     def calc_theoretical_sparse_for_conv(self) -> tuple[float, float, float]:
         """Mask sparsity of the layers at ``grad_idx`` 0 and 1: (both, first, second)."""
-        masks = {m.description.grad_idx: keep for m, keep in zip(self._layers, self._keeps)}
+        masks = {m.description.grad_idx: keep for m, keep in zip(self._layers, self._buffers.keeps)}
         return _reports.combined_sparsity(masks.get(0), masks.get(1), masks=True)
 
     def calc_actual_sparse_for_conv(self, networks: nn.Cell) -> tuple[float, float, float]:
@@ -452,87 +375,23 @@ class SuppressCtrl:
     @property
     def mask_buffers(self) -> tuple[tuple[Parameter, ...], tuple[Parameter, ...]]:
         """The (keep-mask, correction) ``Parameter`` buffers, one of each per suppressed layer."""
-        return tuple(self._mul), tuple(self._add)
+        return tuple(self._buffers.mul), tuple(self._buffers.add)
 
     @property
     def correction_form(self) -> CorrectionForm:
         """How the train step applies the corrections (set by ``SuppressModel``)."""
-        return self._form
+        return self._buffers.form
 
     def set_correction_form(self, form: CorrectionForm) -> None:
         """Choose what the correction buffers hold: ``delta / lr`` (gradient) or ``delta`` (update)."""
-        if form not in ("gradient", "update"):
-            raise ValueError(f"form must be 'gradient' or 'update', got {form!r}")
-        if form != self._form:
-            self._form = form
-            for i, (delta, move, weights, threshold) in self._pending.items():  # not applied yet
-                write_parameter(self._add[i], self._correction(i, delta, move, weights, threshold))
+        self._buffers.set_form(form)
 
     @property
     def keep_masks(self) -> tuple[np.ndarray, ...]:
         """Host copies of the keep-masks (``True`` = kept), in network order."""
-        return tuple(k.copy() for k in self._keeps)
+        return tuple(k.copy() for k in self._buffers.keeps)
 
     @property
     def suppressed_counts(self) -> tuple[int, ...]:
         """The recorded suppressed count of each layer (supjax's ``counts``)."""
         return tuple(int(c) for c in self._counts)
-
-    # ------------------------------------------------------------------ internals
-    def _parameters_of(self, networks: nn.Cell) -> list[Parameter]:
-        if networks is self.networks:
-            return [m.parameter for m in self._layers]
-        params = list(networks.get_parameters(expand=True))
-        found = []
-        for m in self._layers:
-            if m.position >= len(params) or tuple(params[m.position].shape) != tuple(m.parameter.shape):
-                raise ValueError(
-                    f"networks does not have the structure the controller was built for "
-                    f"(no parameter shaped {tuple(m.parameter.shape)} at position {m.position})"
-                )
-            found.append(params[m.position])
-        return found
-
-    def _layer_at(self, grad_idx: int) -> int | None:
-        for i, m in enumerate(self._layers):
-            if m.description.grad_idx == grad_idx:
-                return i
-        LOGGER.warning("no suppressed layer has grad_idx %s: nothing to do", grad_idx)
-        return None
-
-    def _flat_weights(self, i: int, weights: np.ndarray) -> np.ndarray:
-        flat = np.asarray(weights, dtype=numpy_dtype(self._layers[i].parameter)).reshape(-1)
-        if flat.size != self._plans[i].size:
-            raise ValueError(
-                f"weight_array_flat has {flat.size} values but layer {self._plans[i].path_name!r} "
-                f"has {self._plans[i].size}"
-            )
-        return flat
-
-    def _store(
-        self, i: int, keep: Any, delta: Any, move: Any, weights: np.ndarray, threshold: float
-    ) -> None:
-        """Record layer ``i``'s new keep-mask and write its two buffers (arrays from supjax)."""
-        shape = tuple(self._layers[i].parameter.shape)
-        keep = np.asarray(keep).reshape(shape).astype(bool)
-        self._keeps[i] = keep
-        write_parameter(self._mul[i], keep)
-        delta = np.asarray(delta).reshape(shape)
-        move = np.asarray(move).reshape(shape)
-        write_parameter(self._add[i], self._correction(i, delta, move, weights, threshold))
-        self._pending[i] = (delta, move, weights, threshold)
-
-    def _correction(
-        self, i: int, delta: np.ndarray, move: np.ndarray, weights: np.ndarray, threshold: float
-    ) -> np.ndarray:
-        """What the correction buffer holds for ``delta`` in the current form."""
-        if self._form == "update":
-            return delta
-        plan = self._plans[i]
-        if plan.method == "large_reference":
-            return gradient_correction(delta, self.lr, float64=False)
-        if self.reference_parity:
-            return reference_gradient_correction(
-                weights.reshape(delta.shape), delta, move, threshold, plan.rule.effective_upper_bound, self.lr
-            )
-        return gradient_correction(delta, self.lr)

@@ -12,7 +12,9 @@ pytestmark = pytest.mark.mindspore
 MODULES = [
     "compat_mindspore",
     "compat_mindspore.sup_privacy",
+    "compat_mindspore._buffers",
     "compat_mindspore._checks",
+    "compat_mindspore._operations",
     "compat_mindspore._convert",
     "compat_mindspore._corrections",
     "compat_mindspore._lenet",
