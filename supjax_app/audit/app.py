@@ -26,6 +26,7 @@ from supjax_app.audit.split import AuditData, audit_split
 from supjax_app.audit.training import steps_per_epoch
 from supjax_app.data import load_dataset
 from supjax_app.models import init_params, lenet5_for
+from supjax_app.train.loop import make_predict
 
 __all__ = ["choose_hyperparameters", "load_audit_data", "run_audit"]
 
@@ -65,9 +66,12 @@ def choose_hyperparameters(config: AuditConfig, data: AuditData, init, apply, sa
                                        else (LR_GRID, DP_LR_GRID, NOISE_GRID))
     per_epoch = (cfg.pool // 2) // cfg.batch_size  # tuning models train on exact halves of the pool
 
+    predict = make_predict(lambda p, x, _rng: apply(p, x))
+
     def acc(arm) -> float:
         return validation_accuracy(apply, arm, init, data.x_pool, data.y_pool, data.x_val, data.y_val,
-                                   epochs=cfg.epochs, batch_size=cfg.batch_size, seeds=seeds, strategy=cfg.strategy)
+                                   epochs=cfg.epochs, batch_size=cfg.batch_size, seeds=seeds, strategy=cfg.strategy,
+                                   predict=predict)
 
     grids: dict[str, dict[float, float]] = {}
     wanted = set(cfg.arms)

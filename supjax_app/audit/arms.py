@@ -24,7 +24,6 @@ numbers); every choice is recorded in the report.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -34,6 +33,7 @@ import supjax
 from supjax_app.audit.training import Arm, batch_order, steps_per_epoch, train_arm
 from supjax_app.models import lenet5_rules
 from supjax_app.train.config import TrainConfig
+from supjax_app.train.loop import make_predict
 
 __all__ = [
     "ARM_KINDS",
@@ -130,18 +130,17 @@ def make_arm(kind: str, lr: float, *, schedule: supjax.SuppressSchedule | None =
 def validation_accuracy(
     apply: Callable, arm: Arm, init: Callable[[int], Any], x_pool: np.ndarray, y_pool: np.ndarray,
     x_val: np.ndarray, y_val: np.ndarray, *, epochs: int, batch_size: int, seeds: Sequence[int],
-    strategy: str = "sequential",
+    strategy: str = "sequential", predict: Callable[[Any, np.ndarray], np.ndarray] | None = None,
 ) -> float:
     """Mean validation accuracy of models trained like the audit's on random halves of the pool.
 
     Tuning models use their own seeds and halves; nothing here sees the attack's scores.
+    ``predict(params, x) -> logits`` (default: from ``apply``, made once per call; pass one
+    made by :func:`~supjax_app.train.loop.make_predict` to compile it only once).
     """
     rows = np.stack([np.random.default_rng([s, 11]).permutation(len(x_pool)) < len(x_pool) // 2 for s in seeds])
     per_epoch = steps_per_epoch(rows, batch_size)
     orders = np.stack([batch_order(r, epochs, batch_size, s, per_epoch) for r, s in zip(rows, seeds)])
     params = train_arm(apply, arm, [init(1_000_000 + s) for s in seeds], x_pool, y_pool, orders, strategy=strategy)
-    import jax
-
-    fn = jax.jit(apply)
-    accs = [np.mean(np.asarray(fn(p, x_val)).argmax(-1) == y_val) for p in params]
-    return float(np.mean(accs)) if all(math.isfinite(a) for a in accs) else 0.0
+    predict = predict or make_predict(lambda p, x, _rng: apply(p, x))
+    return float(np.mean([np.mean(predict(p, x_val).argmax(-1) == y_val) for p in params]))

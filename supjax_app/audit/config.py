@@ -13,6 +13,8 @@ import math
 import numbers
 from typing import Any
 
+from supjax_app.audit.training import STRATEGIES
+
 __all__ = [
     "ARM_NAMES",
     "ATTACK_NAMES",
@@ -127,8 +129,6 @@ class AuditConfig:
         if not _is_real(cfg.dp_clip) or cfg.dp_clip <= 0:
             _fail("--dp-clip", "a positive number", cfg.dp_clip)
         _check_int("--bootstrap", cfg.bootstrap, 10, 100_000)
-        from supjax_app.audit.training import STRATEGIES
-
         if cfg.strategy not in STRATEGIES:
             _fail("--strategy", f"one of {', '.join(STRATEGIES)}", cfg.strategy)
         if cfg.inversion_weights not in ("default", "tutorial"):

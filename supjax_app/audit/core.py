@@ -28,6 +28,7 @@ import numpy as np
 from supjax_app.attacks.lira import lira_offline, lira_online, loss_threshold, make_keep_matrix, rmia_offline, true_class_margin
 from supjax_app.attacks.metrics import bootstrap_intervals, epsilon_lower_bound, roc_summary
 from supjax_app.audit.training import ApplyFn, Arm, batch_order, steps_per_epoch, train_arm
+from supjax_app.train.loop import make_predict
 
 __all__ = [
     "ArmOutcome",
@@ -74,15 +75,6 @@ class AuditResult(NamedTuple):
     canary: np.ndarray
 
 
-def _predict(apply: ApplyFn, batch_size: int = 1000) -> Callable[[Any, np.ndarray], np.ndarray]:
-    fn = jax.jit(apply)
-
-    def predict(params: Any, x: np.ndarray) -> np.ndarray:
-        return np.concatenate([np.asarray(fn(params, x[i:i + batch_size])) for i in range(0, len(x), batch_size)])
-
-    return predict
-
-
 def _zero_fraction(params: Any) -> float:
     weights = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params) if np.ndim(leaf) >= 2]
     return float(sum((w == 0).sum() for w in weights) / max(1, sum(w.size for w in weights)))
@@ -99,7 +91,7 @@ def evaluate_models(apply: ApplyFn, arm: Arm, params: list, x_pool: np.ndarray, 
     >>> out.pool_logits.shape, out.test_accuracy.tolist(), out.train_accuracy.tolist(), out.zeros.tolist()
     ((1, 2, 2), [1.0], [1.0], [0.5])
     """
-    predict = _predict(apply)
+    predict = make_predict(lambda p, x, _rng: apply(p, x))
     pool_logits = np.stack([predict(p, x_pool) for p in params]).astype(np.float32)
     correct = pool_logits.argmax(-1) == np.asarray(y_pool)[None]
     train_acc = (correct & keep).sum(1) / keep.sum(1)

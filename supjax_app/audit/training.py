@@ -254,13 +254,12 @@ def train_arm(
     for m, p0 in enumerate(init_params):
         params = jax.tree_util.tree_map(jnp.array, p0)
         opt_state = trainer.init(params, m)
-        order = jnp.asarray(orders[m])
         if strategy == "scan":
-            params, opt_state = trainer.run(params, opt_state, x_dev, y_dev, order)
+            params, opt_state = trainer.run(params, opt_state, x_dev, y_dev, jnp.asarray(orders[m]))
             tick(orders.shape[1])
         else:
-            for t in range(orders.shape[1]):
-                params, opt_state = trainer.step(params, opt_state, x_dev, y_dev, order[t])
+            for batch in orders[m]:  # host rows: no device slicing op per step
+                params, opt_state = trainer.step(params, opt_state, x_dev, y_dev, batch)
                 tick(1)
         out.append(jax.device_get(params))
     return out
