@@ -2,8 +2,8 @@
 
 The user API: the transformations (:func:`suppress`, :func:`suppress_gradients`) with their
 state (:class:`SuppressState`, found in an optimizer state by :func:`find_suppress_state`),
-what they are built from (:class:`LayerRule`, :class:`SuppressSchedule`) and the sparsity
-reports. The parts an adapter assembles its own controller from (planning, the operation,
+what they are built from (:class:`LayerRule`, :class:`SuppressSchedule`), the sparsity
+reports, and :func:`export_sparse` (the suppressed layers as sparse arrays, with their size). The parts an adapter assembles its own controller from (planning, the operation,
 the schedule's bookkeeping) are behind the door :mod:`supjax.engine`.
 
 >>> import jax.numpy as jnp, optax, supjax
@@ -13,21 +13,35 @@ the schedule's bookkeeping) are behind the door :mod:`supjax.engine`.
 >>> state = tx.init({"dense": {"kernel": jnp.ones((8, 4)), "bias": jnp.zeros(4)}})
 """
 
+from supjax.export import ExportReport, LayerSize, export_sparse
 from supjax.layers import LayerRule
-from supjax.reports import LayerSparsity, format_report, mask_sparsity, sparsity_report, weight_sparsity
+from supjax.reports import (
+    LayerSparsity,
+    SparsityMetrics,
+    format_report,
+    mask_sparsity,
+    sparsity_metrics,
+    sparsity_report,
+    weight_sparsity,
+)
 from supjax.schedule import SuppressSchedule
 from supjax.transform import SuppressState, find_suppress_state, suppress, suppress_gradients
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ExportReport",
     "LayerRule",
+    "LayerSize",
     "LayerSparsity",
+    "SparsityMetrics",
     "SuppressSchedule",
     "SuppressState",
+    "export_sparse",
     "find_suppress_state",
     "format_report",
     "mask_sparsity",
+    "sparsity_metrics",
     "sparsity_report",
     "suppress",
     "suppress_gradients",

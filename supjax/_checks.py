@@ -18,6 +18,7 @@ __all__ = [
 def check_int(name: str, value: Any, *, low: int | None = None, high: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer within ``[low, high]``.
 
+    >>> from supjax.engine import check_int
     >>> check_int("mask_times", 10, low=1)
     10
     """
@@ -39,6 +40,7 @@ def check_real(
 ) -> float:
     """Return ``value`` as a ``float`` if it is a real number within the given range.
 
+    >>> from supjax.engine import check_real
     >>> check_real("lr", 0.05, low=0.0, high=0.5, low_open=True)
     0.05
     """
@@ -54,6 +56,7 @@ def check_real(
 def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is a ``bool``.
 
+    >>> from supjax.engine import check_bool
     >>> check_bool("is_add_noise", False)
     False
     """

@@ -23,8 +23,11 @@ What is here, by owner:
   target (:func:`target_magnitudes`): :class:`LayerOutcome`, :func:`exact_operation`;
 * the schedule (:mod:`supjax.schedule`), which owns the timing: :class:`ScheduleState`,
   :func:`advance_schedule`, :func:`step_flags`, :func:`epoch_flags`, :func:`next_sparsity`,
-  :func:`stop_count`, :func:`stop_counts`, :class:`ScheduleTables`,
-  :func:`schedule_tables`, :func:`targets_at`;
+  :func:`stop_count`, :func:`stop_counts`; and what the compiled step holds of it
+  (:mod:`supjax.schedule_plan`): one row per planned operation, :class:`OperationTables`,
+  :func:`operation_tables`, :func:`operation_targets`, :func:`planned_operation_steps`, and
+  the older per-step tables :class:`ScheduleTables`, :func:`schedule_tables`,
+  :func:`targets_at` (O(steps): for adapters and tests, no longer compiled in);
 * the argument checks (:mod:`supjax._checks`): :func:`check_int`, :func:`check_real`,
   :func:`check_bool`.
 
@@ -68,14 +71,20 @@ from supjax.operation import (
 )
 from supjax.schedule import (
     ScheduleState,
-    ScheduleTables,
     advance_schedule,
     epoch_flags,
     next_sparsity,
-    schedule_tables,
     step_flags,
     stop_count,
     stop_counts,
+)
+from supjax.schedule_plan import (
+    OperationTables,
+    ScheduleTables,
+    operation_tables,
+    operation_targets,
+    planned_operation_steps,
+    schedule_tables,
     targets_at,
 )
 
@@ -88,6 +97,7 @@ __all__ = [
     "LayerRun",
     "Move",
     "OperationResult",
+    "OperationTables",
     "ScheduleState",
     "ScheduleTables",
     "SelectedLayer",
@@ -99,7 +109,10 @@ __all__ = [
     "epoch_flags",
     "exact_operation",
     "next_sparsity",
+    "operation_tables",
+    "operation_targets",
     "plan_layers",
+    "planned_operation_steps",
     "run_layer",
     "schedule_tables",
     "select_layers",

@@ -89,6 +89,7 @@ def kth_smallest(x: ArrayLike, k: ArrayLike) -> jax.Array:
       ValueError: if ``x`` is empty or has ``2**31`` elements or more.
 
     >>> import jax.numpy as jnp
+    >>> from supjax.kth_smallest import kth_smallest
     >>> float(kth_smallest(jnp.array([[3.0, 0.5], [0.0, 0.5]]), 3))
     0.5
     >>> float(kth_smallest(jnp.array([2.0, jnp.inf, 1.0]), 7))  # k clipped to 3
@@ -184,6 +185,7 @@ def first_in_order(flags: jax.Array, k: ArrayLike) -> jax.Array:
     (along any axis) is never gathered. ``k`` may be traced; ``k <= 0`` clears everything.
 
     >>> import jax.numpy as jnp
+    >>> from supjax.kth_smallest import first_in_order
     >>> first_in_order(jnp.array([[False, True], [True, True]]), 2).tolist()
     [[False, True], [True, False]]
     """
@@ -221,6 +223,7 @@ def _digit_widths(value_bits: int, max_width: int) -> tuple[int, ...]:
 
     Wider digits come first, e.g. ``_digit_widths(31, 16) == (16, 15)``.
 
+    >>> from supjax.kth_smallest import _digit_widths
     >>> _digit_widths(31, 11)
     (11, 10, 10)
     """

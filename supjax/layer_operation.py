@@ -59,6 +59,7 @@ class Move(enum.IntEnum):
     corrections in another precision (``compat_mindspore`` under reference parity)
     recomputes them from the weight and that table.
 
+    >>> from supjax.engine import Move
     >>> int(Move.SUPPRESSED), Move(4).name
     (1, 'UPPER_CLIP')
     """
@@ -78,6 +79,8 @@ class LayerOutcome(NamedTuple):
     ``count``: suppressed count to record; ``threshold``: magnitude threshold used;
     ``move``: which rule moved each weight (int8 :class:`Move` codes).
 
+    >>> import jax.numpy as jnp
+    >>> from supjax.layer_operation import large_operation
     >>> out = large_operation(jnp.array([0.3, -0.1, 0.2]), jnp.ones(3, bool), jnp.int32(1))
     >>> out.keep.tolist(), out.delta.tolist(), int(out.count), out.move.tolist()
     ([True, False, True], [0.0, -0.10000000149011612, 0.0], 1, [0, 1, 0])
@@ -105,6 +108,8 @@ def target_magnitudes(
     constant otherwise, as in MindArmour's ``min(0.005, threshold)``; inside ``jit`` pass
     ``jnp.minimum``.
 
+    >>> import numpy as np
+    >>> from supjax.engine import Move, target_magnitudes
     >>> table = target_magnitudes(0.01, 1.2)
     >>> [(move.name, value) for move, value in table.items()]
     [('PULLED', 0.005), ('LOWER_CLIP', 0.005), ('UPPER_CLIP', 1.2)]
@@ -124,6 +129,8 @@ def floor_in_dtype(value: float, dtype) -> np.ndarray:
 
     With it, ``x > value`` computed in ``dtype`` equals the float64 comparison exactly.
 
+    >>> import numpy as np
+    >>> from supjax.layer_operation import floor_in_dtype
     >>> float(floor_in_dtype(0.005, np.float32)) <= 0.005
     True
     """
@@ -139,6 +146,8 @@ def ceil_in_dtype(value: float, dtype) -> np.ndarray:
 
     With it, ``x < value`` computed in ``dtype`` equals the float64 comparison exactly.
 
+    >>> import numpy as np
+    >>> from supjax.layer_operation import ceil_in_dtype
     >>> float(ceil_in_dtype(0.02, np.float32)) >= 0.02
     True
     """
@@ -159,6 +168,8 @@ def magnitude(w: jax.Array) -> tuple[jax.Array, jax.Array]:
     Comparing the bit patterns orders non-negative floats exactly, subnormals included
     (XLA on CPU flushes subnormals to zero in float comparisons; NumPy does not).
 
+    >>> import jax.numpy as jnp
+    >>> from supjax.layer_operation import magnitude
     >>> a, bits = magnitude(jnp.array([-0.5, 1e-44], jnp.float32))
     >>> a.tolist()[0], int(bits[1]) > 0
     (0.5, True)
@@ -218,6 +229,8 @@ def exact_operation(
     MindArmour's ``update_mask_layer`` lets a caller pass its own.
 
     >>> import jax.numpy as jnp, jax
+    >>> from supjax import LayerRule
+    >>> from supjax.engine import exact_operation
     >>> w = jnp.array([0.3, -0.001, 0.002, 2.0, -0.8])
     >>> out = exact_operation(w, jnp.ones(5, bool), jnp.int32(2), jax.random.PRNGKey(0),
     ...                       LayerRule("w"), parity=False)
@@ -293,6 +306,7 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     """The large-layer path by default: suppress exactly ``stop`` weights, no clip or noise.
 
     >>> import jax.numpy as jnp
+    >>> from supjax.layer_operation import large_operation
     >>> out = large_operation(jnp.array([0.3, -0.1, 0.1, 0.2]), jnp.ones(4, bool), jnp.int32(2))
     >>> out.keep.tolist(), int(out.count)
     ([True, False, False, True], 2)
@@ -318,6 +332,7 @@ def large_operation_reference(
     This path sorts each part: it is for parity, not speed (a sharded layer is gathered to sort it).
 
     >>> import jax.numpy as jnp
+    >>> from supjax.layer_operation import large_operation_reference
     >>> out, done = large_operation_reference(jnp.array([0.3, -0.1, 0.1, 0.2]),
     ...     jnp.ones(4, bool), jnp.int32(2), jnp.int32(0), parts=1)
     >>> out.keep.tolist(), bool(done)

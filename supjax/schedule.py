@@ -8,15 +8,14 @@ last epoch, and the target sparsity grows along a cubic curve from ``sparse_star
 
 This module owns all the timing: the window and the final step (:func:`step_flags`, or
 :func:`epoch_flags` for MindArmour's epoch arguments), the interval, the bookkeeping
-(:func:`advance_schedule`), the target sparsity (:func:`next_sparsity`, or the per-step
-tables of :func:`schedule_tables` read by :func:`targets_at`) and the stop counts
-(:func:`stop_count`, :func:`stop_counts`).
+(:func:`advance_schedule`), the target sparsity (:func:`next_sparsity`) and the stop counts
+(:func:`stop_count`, :func:`stop_counts`). What the compiled step holds, one row per planned
+operation, is built from these in :mod:`supjax.schedule_plan`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any, NamedTuple, Sequence
 
@@ -24,21 +23,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from supjax._checks import check_int, check_real
+from supjax._checks import check_bool, check_int, check_real
 
 __all__ = [
     "FINAL_STEP_BEFORE_END",
     "ScheduleState",
-    "ScheduleTables",
     "SuppressSchedule",
     "advance_schedule",
     "epoch_flags",
     "next_sparsity",
-    "schedule_tables",
     "step_flags",
     "stop_count",
     "stop_counts",
-    "targets_at",
 ]
 
 #: The extra end-of-training operation falls this many steps before the last step of the
@@ -50,14 +46,33 @@ FINAL_STEP_BEFORE_END = 2
 class SuppressSchedule:
     """Static description of a suppression schedule, in optimizer steps (1-based).
 
+    By default it behaves as MindArmour 2.0.0 does, which is not quite what its words say:
+
+    * the target sparsity follows the cubic curve, which reaches ``sparse_end`` only one
+      step after ``end_step``; the window's last operation (the final step, two steps before
+      the end of the last epoch, for :meth:`from_epochs`) therefore aims just below it.
+      ``from_epochs(1, 2, 640, mask_times=10)`` ends the window at step 1278, aiming at
+      ``0.9 - 0.9 * (3 / 1280) ** 3 = 0.89999999``, so a 1280-weight layer ends with 1151
+      zeros, not the 1152 of 0.9.
+      ``reach_sparse_end=True`` makes that last operation aim at ``sparse_end`` exactly
+      (its stop count is ``stop_count(size, min_num, sparse_end)``).
+    * once started, operations (with their clipping and noise) go on every ``min_gap``
+      steps after ``end_step`` until training ends, aiming at ``sparse_end``.
+      ``stop_after_end=True`` makes ``end_step`` the last step that may operate.
+
     Args:
       start_step: first step of the suppression window.
-      end_step: last step of the suppression window (``>= start_step``).
+      end_step: last step of the window (``>= start_step``); the sparsity curve spans
+        ``start_step .. end_step + 1``, see above for what happens after it.
       mask_times: number of suppress operations spread over the window.
       sparse_start: sparsity at the first operation, ``0 <= sparse_start < sparse_end``.
-      sparse_end: sparsity reached at the end, ``sparse_end < 1``.
+      sparse_end: sparsity the curve tends to (``< 1``); reached exactly only after the
+        window, or at its last operation with ``reach_sparse_end``.
       final_step: step of the extra end-of-training operation, or ``None``.
+      reach_sparse_end: the window's last operation aims at ``sparse_end`` exactly.
+      stop_after_end: no operation after ``end_step``.
 
+    >>> from supjax import SuppressSchedule
     >>> s = SuppressSchedule.from_epochs(start_epoch=3, end_epoch=10, batch_num=20, mask_times=10)
     >>> (s.start_step, s.end_step, s.final_step, s.interval)
     (41, 200, 198, 16.0)
@@ -69,6 +84,8 @@ class SuppressSchedule:
     sparse_start: float = 0.0
     sparse_end: float = 0.9
     final_step: int | None = None
+    reach_sparse_end: bool = False
+    stop_after_end: bool = False
 
     def __post_init__(self) -> None:
         check_int("start_step", self.start_step, low=1)
@@ -78,6 +95,8 @@ class SuppressSchedule:
         check_real("sparse_start", self.sparse_start, low=0.0, high=self.sparse_end, high_open=True)
         if self.final_step is not None:
             check_int("final_step", self.final_step, low=1)
+        check_bool("reach_sparse_end", self.reach_sparse_end)
+        check_bool("stop_after_end", self.stop_after_end)
         object.__setattr__(self, "sparse_start", float(self.sparse_start))
         object.__setattr__(self, "sparse_end", float(self.sparse_end))
 
@@ -90,12 +109,18 @@ class SuppressSchedule:
         mask_times: int,
         sparse_start: float = 0.0,
         sparse_end: float = 0.9,
+        *,
+        reach_sparse_end: bool = False,
+        stop_after_end: bool = False,
     ) -> "SuppressSchedule":
         """The reference's epoch-based schedule (``SuppressPrivacyFactory.create`` arguments).
 
         ``0 < start_epoch <= end_epoch``; the extra operation falls on step ``batch_num - 2``
-        of ``end_epoch`` (there is none when ``batch_num < 3``).
+        of ``end_epoch`` (there is none when ``batch_num < 3``). That operation ends the
+        window just below ``sparse_end`` unless ``reach_sparse_end=True``; operations go on
+        after ``end_epoch`` unless ``stop_after_end=True`` (see the class).
 
+        >>> from supjax import SuppressSchedule
         >>> SuppressSchedule.from_epochs(1, 2, 10, 4).all_steps
         20
         """
@@ -111,6 +136,8 @@ class SuppressSchedule:
             sparse_start=sparse_start,
             sparse_end=sparse_end,
             final_step=final,
+            reach_sparse_end=reach_sparse_end,
+            stop_after_end=stop_after_end,
         )
 
     @classmethod
@@ -121,13 +148,18 @@ class SuppressSchedule:
         mask_times: int,
         sparse_start: float = 0.0,
         sparse_end: float = 0.9,
+        *,
+        reach_sparse_end: bool = False,
+        stop_after_end: bool = False,
     ) -> "SuppressSchedule":
         """A schedule over plain step numbers, with no extra end-of-training operation.
 
+        >>> from supjax import SuppressSchedule
         >>> SuppressSchedule.from_steps(100, 1099, 100, sparse_end=0.95).interval
         10.0
         """
-        return cls(start_step, end_step, mask_times, sparse_start, sparse_end, None)
+        return cls(start_step, end_step, mask_times, sparse_start, sparse_end, None,
+                   reach_sparse_end, stop_after_end)
 
     @property
     def all_steps(self) -> int:
@@ -140,6 +172,16 @@ class SuppressSchedule:
         return self.all_steps / self.mask_times
 
     @property
+    def last_operation_step(self) -> int | None:
+        """The last step that may operate: ``end_step`` with ``stop_after_end``, else ``None``.
+
+        >>> from supjax import SuppressSchedule
+        >>> SuppressSchedule.from_steps(1, 9, 3, stop_after_end=True).last_operation_step
+        9
+        """
+        return self.end_step if self.stop_after_end else None
+
+    @property
     def min_gap(self) -> int:
         """Smallest whole number of steps ``g`` with ``g >= interval``.
 
@@ -150,6 +192,9 @@ class SuppressSchedule:
     def sparsity_table(self) -> np.ndarray:
         """Target sparsity for ``cur_step - start_step = 0 .. all_steps`` (float64, monotone).
 
+        The curve itself, one value per step (``reach_sparse_end`` does not change it).
+
+        >>> from supjax import SuppressSchedule
         >>> t = SuppressSchedule.from_steps(1, 10, 5, sparse_end=0.5).sparsity_table()
         >>> (float(t[0]), float(t[-1]))
         (0.0, 0.5)
@@ -170,8 +215,11 @@ def next_sparsity(
 
     ``s = end + (start - end) * (1 - (cur_step - start_step) / all_steps) ** 3``, replaced by
     ``target_sparse`` when that is positive, then kept monotone and capped:
-    ``max(sparse_start, max(previous, min(s, sparse_end)))``.
+    ``max(sparse_start, max(previous, min(s, sparse_end)))``. This is the reference's rule
+    for any step; ``reach_sparse_end`` is applied by
+    :func:`supjax.schedule_plan.operation_tables`, which knows which operation is the last.
 
+    >>> from supjax.schedule import SuppressSchedule, next_sparsity
     >>> sched = SuppressSchedule.from_steps(1, 100, 10, sparse_end=0.9)
     >>> round(next_sparsity(sched, cur_step=51, start_step=1), 4)
     0.7875
@@ -190,6 +238,7 @@ def stop_count(size: int, min_num: int, sparsity: float) -> int:
     ``int(size * min(1 - min(min_num, size) / size, sparsity))`` in float64, as the reference
     computes it (so ``1 - 80/100`` gives 19, not 20); ``min_num = -1`` sets no lower limit.
 
+    >>> from supjax.schedule import stop_count
     >>> stop_count(100, -1, 0.5), stop_count(100, 80, 0.5)
     (50, 19)
     """
@@ -200,6 +249,7 @@ def stop_count(size: int, min_num: int, sparsity: float) -> int:
 def stop_counts(sizes: Sequence[int], min_nums: Sequence[int], sparsity: float) -> np.ndarray:
     """:func:`stop_count` of every layer at one ``sparsity`` (int32, one entry per layer).
 
+    >>> from supjax.schedule import stop_counts
     >>> stop_counts((100, 100), (-1, 80), 0.5).tolist()
     [50, 19]
     """
@@ -211,6 +261,7 @@ def step_flags(schedule: SuppressSchedule, cur_step: Any) -> tuple[Any, Any]:
 
     Step 0 (no step done yet) is in neither. Works on traced arrays and on Python ints.
 
+    >>> from supjax.schedule import SuppressSchedule, step_flags
     >>> s = SuppressSchedule.from_epochs(3, 10, 20, mask_times=10)
     >>> [tuple(bool(f) for f in step_flags(s, c)) for c in (40, 41, 198, 201)]
     [(False, False), (True, False), (True, True), (False, False)]
@@ -231,6 +282,7 @@ def epoch_flags(
     is the end epoch and ``cur_step_in_epoch`` is ``batch_num - 2`` — from the epoch the
     caller reports, even where it disagrees with the step count.
 
+    >>> from supjax.schedule import SuppressSchedule, epoch_flags
     >>> s = SuppressSchedule.from_epochs(3, 10, 20, mask_times=10)
     >>> epoch_flags(s, 20, 3, 1), epoch_flags(s, 20, 10, 18), epoch_flags(s, 20, 11, 18)
     ((True, False), (True, True), (False, False))
@@ -243,64 +295,10 @@ def epoch_flags(
     return in_window, is_final
 
 
-class ScheduleTables(NamedTuple):
-    """Per step offset ``cur_step - start_step = 0 .. all_steps``: target sparsity and stop counts.
-
-    ``sparsity`` is float32[all_steps + 1], ``stops`` int32[all_steps + 1, layers];
-    :func:`schedule_tables` builds them.
-
-    >>> t = schedule_tables(SuppressSchedule.from_steps(1, 10, 5, sparse_end=0.5), (100,), (-1,))
-    >>> t.sparsity.shape, t.stops[-1].tolist()
-    ((11,), [50])
-    """
-
-    sparsity: np.ndarray
-    stops: np.ndarray
-
-
-def schedule_tables(
-    schedule: SuppressSchedule, sizes: Sequence[int], min_nums: Sequence[int]
-) -> ScheduleTables:
-    """Target sparsity and per-layer stop counts for every step offset, computed once.
-
-    Computed on the host in float64 exactly as the reference computes them (so the stop
-    counts match it bit for bit), then the sparsity is stored as float32; cached per
-    schedule and layer sizes. :func:`targets_at` reads them inside ``jit``.
-
-    >>> t = schedule_tables(SuppressSchedule.from_steps(1, 4, 2, sparse_end=0.5), (10, 10), (-1, 8))
-    >>> t.stops.tolist()
-    [[0, 0], [2, 1], [4, 1], [4, 1], [5, 1]]
-    """
-    return _tables(schedule, tuple(int(n) for n in sizes), tuple(int(m) for m in min_nums))
-
-
-@functools.lru_cache(maxsize=32)
-def _tables(schedule: SuppressSchedule, sizes: tuple[int, ...], min_nums: tuple[int, ...]) -> ScheduleTables:
-    sparsity = schedule.sparsity_table()
-    stops = np.stack([stop_counts(sizes, min_nums, float(s)) for s in sparsity])
-    return ScheduleTables(sparsity.astype(np.float32), stops.reshape(len(sparsity), len(sizes)))
-
-
-def targets_at(
-    schedule: SuppressSchedule, tables: ScheduleTables, cur_step: Any, start_step: Any, previous: Any
-) -> tuple[jax.Array, jax.Array]:
-    """Target sparsity (never below ``previous``) and stop counts of an operation at ``cur_step``.
-
-    ``start_step`` is where suppression started; offsets past the window read its last row.
-
-    >>> s = SuppressSchedule.from_steps(1, 4, 2, sparse_end=0.5)
-    >>> target, stops = targets_at(s, schedule_tables(s, (10,), (-1,)), 3, 1, 0.0)
-    >>> round(float(target), 4), stops.tolist()
-    (0.4375, [4])
-    """
-    offset = jnp.clip(cur_step - start_step, 0, schedule.all_steps)
-    target = jnp.maximum(previous, jnp.asarray(tables.sparsity)[offset])
-    return target, jnp.asarray(tables.stops)[offset]
-
-
 class ScheduleState(NamedTuple):
     """The schedule's bookkeeping: whether suppression started, where, and the last operation.
 
+    >>> from supjax.schedule import ScheduleState, advance_schedule
     >>> state, operate = advance_schedule(ScheduleState(False, 0, 0), 10, True, False, 5)
     >>> [int(v) for v in state], bool(operate)  # started, start_step, prev_step
     ([1, 10, 10], True)
@@ -317,6 +315,8 @@ def advance_schedule(
     in_window,
     is_final_step,
     min_gap: int,
+    *,
+    last_step: int | None = None,
 ) -> tuple[ScheduleState, object]:
     """One ``update_status`` of the reference, as a pure function of arrays.
 
@@ -324,7 +324,10 @@ def advance_schedule(
     ``[start_epoch, end_epoch]``, ``is_final_step`` whether it is the extra end-of-training
     step. Returns the new state and whether a suppress operation happens now. Works on
     traced JAX arrays (inside ``jit``) and, with NumPy, on plain Python numbers.
+    ``last_step`` (``SuppressSchedule.last_operation_step``): no operation after it; ``None``
+    (the reference) lets operations go on after the window.
 
+    >>> from supjax.schedule import ScheduleState, advance_schedule
     >>> st = ScheduleState(False, 0, 0)
     >>> st, do_op = advance_schedule(st, 41, True, False, min_gap=16)
     >>> bool(st.started), int(st.start_step), bool(do_op)
@@ -336,6 +339,8 @@ def advance_schedule(
     start_step = xp.where(active & ~started, cur_step, state.start_step)
     due = (xp.asarray(cur_step) - state.prev_step) >= min_gap
     do_op = active & (due | xp.asarray(is_final_step, dtype=bool))
+    if last_step is not None:
+        do_op = do_op & (xp.asarray(cur_step) <= last_step)
     prev_step = xp.where(do_op, cur_step, state.prev_step)
     new = ScheduleState(
         started=active,

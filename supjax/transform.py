@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,14 +29,9 @@ import optax
 from supjax._checks import check_bool, check_int, check_real
 from supjax.layers import LayerRule, _check_rules, leaf_indices, select_layers
 from supjax.operation import LayerPlan, plan_layers, suppress_operation
-from supjax.schedule import (
-    ScheduleState,
-    SuppressSchedule,
-    advance_schedule,
-    schedule_tables,
-    step_flags,
-    targets_at,
-)
+from supjax.schedule import ScheduleState, SuppressSchedule, advance_schedule, step_flags
+from supjax.schedule_plan import operation_tables, operation_targets
+from supjax.state import SuppressState, check_seed, find_suppress_state, initial_key, leak_counts
 
 LOGGER = logging.getLogger("supjax")
 _WARNED_NONFINITE: set[str] = set()
@@ -47,40 +42,6 @@ __all__ = [
     "suppress",
     "suppress_gradients",
 ]
-
-
-class SuppressState(NamedTuple):
-    """State of the suppress transformation (a pytree of arrays).
-
-    Attributes:
-      count: optimizer steps done so far (int32).
-      keep_masks: one bool keep-mask per selected layer (``True`` = kept), in leaf order.
-      suppressed: recorded suppressed count per selected layer (int32[L]).
-      sparsity: current target sparsity (float32).
-      started: whether suppression has started (bool).
-      start_step: step at which it started (int32).
-      prev_step: step of the previous operation (int32).
-      operations: number of operations done (int32).
-      nonfinite_skips: per layer, operations skipped because the layer held NaN/Inf (int32[L]).
-      key: PRNG key for the noise (uint32[2]).
-
-    >>> import jax.numpy as jnp
-    >>> from supjax import LayerRule, SuppressSchedule
-    >>> state = suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)).init({"w": jnp.ones(4)})
-    >>> int(state.count), state.keep_masks[0].tolist(), state.suppressed.tolist()
-    (0, [True, True, True, True], [0])
-    """
-
-    count: jax.Array
-    keep_masks: tuple[jax.Array, ...]
-    suppressed: jax.Array
-    sparsity: jax.Array
-    started: jax.Array
-    start_step: jax.Array
-    prev_step: jax.Array
-    operations: jax.Array
-    nonfinite_skips: jax.Array
-    key: jax.Array
 
 
 def _warn_nonfinite(paths: tuple[str, ...], nonfinite: np.ndarray) -> np.ndarray:
@@ -152,16 +113,16 @@ def _check_structure(updates: Any, params: Any, state: SuppressState, plans) -> 
 def _make(
     layers: Sequence[LayerRule],
     schedule: SuppressSchedule,
-    seed: int,
+    seed: Any,
     reference_parity: bool,
     large_layer_size: int | None,
     warn_nonfinite: bool,
-    combine: Callable[[jax.Array, jax.Array, jax.Array], jax.Array],
+    combine: Callable[[jax.Array, jax.Array, jax.Array | None, jax.Array], jax.Array],
 ) -> optax.GradientTransformationExtraArgs:
     rules = _check_rules(layers)
     if not isinstance(schedule, SuppressSchedule):
         raise TypeError(f"schedule must be a SuppressSchedule, got {type(schedule).__name__}")
-    seed = check_int("seed", seed)
+    seed = check_seed(seed)
     check_bool("reference_parity", reference_parity)
     check_bool("warn_nonfinite", warn_nonfinite)
     if large_layer_size is not None:
@@ -187,7 +148,8 @@ def _make(
             prev_step=jnp.zeros([], jnp.int32),
             operations=jnp.zeros([], jnp.int32),
             nonfinite_skips=jnp.zeros([n], jnp.int32),
-            key=jax.random.PRNGKey(seed),
+            leaked=jnp.zeros([n], jnp.int32),
+            key=initial_key(seed),
         )
 
     def update_fn(updates: Any, state: SuppressState, params: Any = None, **extra_args: Any):
@@ -200,14 +162,14 @@ def _make(
         selected_u = [u_leaves[i] for i in positions]
 
         paths = tuple(p.path_name for p in plans)
-        tables = schedule_tables(schedule, [p.size for p in plans], [p.rule.min_num for p in plans])
+        tables = operation_tables(schedule, [p.size for p in plans], [p.rule.min_num for p in plans])
         cur = state.count  # the last completed step; its step_end happens now
         in_window, is_final = step_flags(schedule, cur)
         sched, do_op = advance_schedule(
             ScheduleState(state.started, state.start_step, state.prev_step),
-            cur, in_window, is_final, schedule.min_gap,
+            cur, in_window, is_final, schedule.min_gap, last_step=schedule.last_operation_step,
         )
-        target, stops = targets_at(schedule, tables, cur, sched.start_step, state.sparsity)
+        target, stops = operation_targets(schedule, tables, cur, sched.start_step, state.sparsity)
 
         def operate(_):
             # the key is split only when operating: a non-operating step stays minimal
@@ -215,17 +177,25 @@ def _make(
             result = suppress_operation(
                 plans, weights, state.keep_masks, state.suppressed, stops, op_key, reference_parity
             )
-            new_u = tuple(combine(u, k, d) for u, k, d in zip(selected_u, result.keep, result.delta))
+            new_u = tuple(combine(u, k, d, cur) for u, k, d in zip(selected_u, result.keep, result.delta))
             skips = state.nonfinite_skips + result.nonfinite.astype(jnp.int32)
             if warn_nonfinite:
                 skips = skips + _report_nonfinite(paths, result.nonfinite)
-            return new_u, result.keep, result.counts, skips, next_key
+            leaked = leak_counts(weights, state.keep_masks)  # what the masks so far let through
+            return new_u, result.keep, result.counts, skips, leaked, next_key
 
         def hold(_):
-            new_u = tuple(combine(u, k, None) for u, k in zip(selected_u, state.keep_masks))
-            return new_u, state.keep_masks, state.suppressed, state.nonfinite_skips, state.key
+            new_u = tuple(combine(u, k, None, cur) for u, k in zip(selected_u, state.keep_masks))
+            return new_u, state.keep_masks, state.suppressed, state.nonfinite_skips, state.leaked, state.key
 
-        new_u, keeps, counts, skips, key = jax.lax.cond(do_op, operate, hold, None)
+        def check(_):
+            # the update right after an operation: did its corrections reach the weights?
+            new_u, keeps, counts, skips, _, key = hold(None)
+            return new_u, keeps, counts, skips, leak_counts(weights, state.keep_masks), key
+
+        after_op = (state.operations > 0) & (state.prev_step == cur - 1)
+        branch = jnp.where(do_op, 2, jnp.where(after_op, 1, 0))
+        new_u, keeps, counts, skips, leaked, key = jax.lax.switch(branch, (hold, check, operate), None)
         for i, u in zip(positions, new_u):
             u_leaves[i] = u
         new_state = SuppressState(
@@ -238,6 +208,7 @@ def _make(
             prev_step=sched.prev_step,
             operations=state.operations + do_op.astype(jnp.int32),
             nonfinite_skips=skips,
+            leaked=leaked,
             key=key,
         )
         return jax.tree_util.tree_unflatten(treedef, u_leaves), new_state
@@ -245,7 +216,8 @@ def _make(
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
 
 
-def _after_optimizer(u: jax.Array, keep: jax.Array, delta: jax.Array | None) -> jax.Array:
+def _after_optimizer(u: jax.Array, keep: jax.Array, delta: jax.Array | None, count: jax.Array) -> jax.Array:
+    del count
     masked = jnp.where(keep, u, jnp.zeros_like(u))
     return masked if delta is None else masked - delta.astype(u.dtype)
 
@@ -254,7 +226,7 @@ def suppress(
     layers: Sequence[LayerRule],
     schedule: SuppressSchedule,
     *,
-    seed: int = 0,
+    seed: int | jax.Array = 0,
     reference_parity: bool = False,
     large_layer_size: int | None = None,
     warn_nonfinite: bool = False,
@@ -264,7 +236,11 @@ def suppress(
     Args:
       layers: :class:`~supjax.layers.LayerRule` per suppressed layer (or glob of layers).
       schedule: when operations happen and the sparsity they aim at.
-      seed: seed of the PRNG key for the noise.
+      seed: the noise's PRNG key: an int, or a JAX key (``jax.random.key(...)`` or a raw
+        ``uint32[2]``, as optax's ``add_noise(key=...)``). A traced key is fine: models
+        initialised under ``jax.vmap`` with different keys get different noise. Only ``init``
+        reads it (the key then lives in :class:`SuppressState`), so the transformation that
+        runs ``update`` may be built with any seed.
       reference_parity: reproduce MindArmour 2.0.0 exactly (its 10000-parameter large-layer
         threshold and its prefix-count tie rule) instead of the documented behaviour.
       large_layer_size: override the size above which a layer takes the large-layer path.
@@ -273,8 +249,12 @@ def suppress(
         ``SuppressState.nonfinite_skips`` (and in :func:`supjax.sparsity_report`) either way,
         and a host callback makes each jitted step synchronous (measured +5-30 % per step).
 
-    >>> import jax.numpy as jnp, optax
-    >>> from supjax import LayerRule, SuppressSchedule
+    Misuse shows in ``SuppressState.leaked``: the weights are checked at every operation and
+    at the update after it, and a masked weight found non-zero there is counted (placed first
+    in the chain, the optimizer after it moves masked weights again).
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from supjax import LayerRule, SuppressSchedule, suppress
     >>> params = {"w": jnp.linspace(-1.0, 1.0, 20)}
     >>> tx = optax.chain(optax.adam(1e-3), suppress([LayerRule("w")],
     ...                  SuppressSchedule.from_steps(1, 4, 4, sparse_end=0.5)))
@@ -293,61 +273,68 @@ def suppress(
 def suppress_gradients(
     layers: Sequence[LayerRule],
     schedule: SuppressSchedule,
-    learning_rate: float,
+    learning_rate: float | Callable[[jax.Array], jax.Array],
     *,
-    seed: int = 0,
+    seed: int | jax.Array = 0,
     reference_parity: bool = False,
     large_layer_size: int | None = None,
     warn_nonfinite: bool = False,
 ) -> optax.GradientTransformationExtraArgs:
     """MindArmour's gradient form ``g' = add + g * mask``; place it right before ``optax.sgd``.
 
-    Only exact with plain SGD at ``learning_rate`` (as in the reference); use :func:`suppress`
-    for any other optimizer. The other arguments are :func:`suppress`'s.
+    On the update right after an operation ``add = (w - target) / lr``, on every other update
+    0. Exact (as in the reference) only in ``optax.chain(suppress_gradients(..., lr),
+    optax.sgd(lr))`` with plain SGD: no momentum, no weight decay, nothing after ``sgd`` that
+    changes the updates, and the same ``lr``: a float, or the same optax schedule (both count
+    the same updates, so update ``n`` divides by ``lr(n)`` and SGD multiplies by it back).
+    Weights then land on their targets up to the rounding of ``(w - target) / lr * lr``
+    (far below 1e-7 for the small weights suppressed). Elsewhere it is not exact:
 
-    >>> import jax.numpy as jnp, optax
-    >>> from supjax import LayerRule, SuppressSchedule
+    * with ``sgd(lr, momentum=...)`` the correction enters the momentum trace: the update
+      overshoots and the following ones keep adding a decaying share of ``add``, so
+      suppressed weights leave 0 (``SuppressState.leaked`` counts them at the next check);
+    * with any other optimizer (Adam, ...) ``add`` is rescaled and nothing lands;
+    * a schedule at 0 (or below) on an operation's update gives no correction there.
+
+    Use :func:`suppress` (last in the chain) for those: it is exact with any optimizer.
+    ``learning_rate`` is a positive float or a callable ``count -> lr`` (an optax schedule).
+    The other arguments are :func:`suppress`'s.
+
+    >>> import jax, jax.numpy as jnp, optax
+    >>> from supjax import LayerRule, SuppressSchedule, suppress_gradients
+    >>> lr = optax.linear_schedule(0.1, 0.01, 10)
     >>> tx = optax.chain(suppress_gradients([LayerRule("w")],
-    ...                  SuppressSchedule.from_steps(1, 4, 4, sparse_end=0.5), 0.05), optax.sgd(0.05))
+    ...                  SuppressSchedule.from_steps(1, 4, 4, sparse_end=0.5), lr), optax.sgd(lr))
     >>> params = {"w": jnp.linspace(-1.0, 1.0, 20)}
     >>> state = tx.init(params)
     >>> for _ in range(6):
     ...     updates, state = tx.update(jax.tree.map(jnp.zeros_like, params), state, params)
     ...     params = optax.apply_updates(params, updates)
-    >>> int((params["w"] == 0).sum())
-    10
+    >>> int((params["w"] == 0).sum()), state[0].leaked.tolist()
+    (10, [0])
     """
-    learning_rate = check_real("learning_rate", learning_rate, low=0.0, low_open=True)
+    if callable(learning_rate):
+        lr_at = learning_rate
+    elif not isinstance(learning_rate, (int, float, np.number)) or isinstance(learning_rate, bool):
+        raise TypeError(
+            "learning_rate must be a positive float or an optax schedule (a callable count -> lr), "
+            f"got {type(learning_rate).__name__} ({learning_rate!r})"
+        )
+    else:
+        lr_value = check_real("learning_rate", learning_rate, low=0.0, low_open=True)
 
-    def reference_form(g: jax.Array, keep: jax.Array, delta: jax.Array | None) -> jax.Array:
+        def lr_at(count: jax.Array) -> float:
+            del count
+            return lr_value
+
+    def reference_form(g: jax.Array, keep: jax.Array, delta: jax.Array | None, count: jax.Array) -> jax.Array:
         masked = jnp.where(keep, g, jnp.zeros_like(g))
         if delta is None:
             return masked
-        return delta.astype(g.dtype) / jnp.asarray(learning_rate, g.dtype) + masked
+        lr = jnp.asarray(lr_at(count), g.dtype)
+        add = delta.astype(g.dtype) / jnp.where(lr > 0, lr, jnp.ones_like(lr))
+        return jnp.where(lr > 0, add, jnp.zeros_like(add)) + masked
 
     return _make(
         layers, schedule, seed, reference_parity, large_layer_size, warn_nonfinite, reference_form
     )
-
-
-def find_suppress_state(opt_state: Any, *, missing_ok: bool = False) -> SuppressState | None:
-    """The :class:`SuppressState` inside an optimizer state (for example an ``optax.chain``'s).
-
-    With ``missing_ok`` an optimizer state without one (a dense run) gives ``None``.
-
-    >>> import jax.numpy as jnp, optax
-    >>> from supjax import LayerRule, SuppressSchedule
-    >>> tx = optax.chain(optax.sgd(0.1), suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)))
-    >>> int(find_suppress_state(tx.init({"w": jnp.ones(4)})).count)
-    0
-    >>> find_suppress_state(optax.sgd(0.1).init({"w": jnp.ones(4)}), missing_ok=True) is None
-    True
-    """
-    found = [
-        s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, SuppressState))
-        if isinstance(s, SuppressState)
-    ]
-    if len(found) > 1 or (not found and not missing_ok):
-        allowed = "at most one" if missing_ok else "exactly one"
-        raise ValueError(f"opt_state must hold {allowed} SuppressState, found {len(found)}")
-    return found[0] if found else None

@@ -17,6 +17,7 @@ from supjax.layer_operation import LOWER_BOUND, Move
 USER_API = {
     "LayerRule", "LayerSparsity", "SuppressSchedule", "SuppressState", "find_suppress_state",
     "format_report", "mask_sparsity", "sparsity_report", "suppress", "suppress_gradients",
+    "SparsityMetrics", "sparsity_metrics", "ExportReport", "LayerSize", "export_sparse",
     "weight_sparsity",
 }
 

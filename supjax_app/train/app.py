@@ -30,7 +30,16 @@ from supjax_app.train.config import TrainConfig
 from supjax_app.train.loop import History, TrainState, fit, init_state, make_predict, make_train_step
 from supjax_app.train.membership import attack_split, evaluate_membership
 from supjax_app.models import init_params, lenet5_for, lenet5_rules
-from supjax_app.train.report import RUNS, print_table, run_summary, write_json, write_markdown, zero_fractions
+from supjax_app.train.report import (
+    RUNS,
+    check_masks_hold,
+    model_size,
+    print_table,
+    run_summary,
+    write_json,
+    write_markdown,
+    zero_fractions,
+)
 
 __all__ = [
     "load_data",
@@ -210,6 +219,7 @@ def _evaluate(
         extra["target_sparsity"] = float(sup.sparsity)
         extra["operations"] = int(sup.operations)
         extra["nonfinite_skips"] = {p: int(n) for p, n in zip(watch, np.asarray(sup.nonfinite_skips))}
+    extra["model_size"] = model_size(state.params, sup, watch)
     return run_summary(
         accuracy=history.test_accuracy[-1],
         train_accuracy=train_acc,
@@ -297,6 +307,7 @@ def run(config: TrainConfig, console: Any = None) -> dict[str, Any]:
                     checkpointer.close()
             console.print(f"{name}: test accuracy {history.test_accuracy[-1]:.2%}; membership inference queued")
             _warn_skips(find_suppress_state(state.opt_state, missing_ok=True), watch, console)
+            check_masks_hold(state.params, find_suppress_state(state.opt_state, missing_ok=True), rules)
             pending[name] = pool.submit(
                 _evaluate, state, history, resumed_from, predict, ds, watch, members, nonmembers, config
             )

@@ -23,7 +23,10 @@ from supjax_app.train.membership import METRICS
 __all__ = [
     "ATTACK_LABELS",
     "RUNS",
+    "LeakingMasksError",
+    "check_masks_hold",
     "comparison_rows",
+    "model_size",
     "print_table",
     "run_summary",
     "write_json",
@@ -81,6 +84,58 @@ def zero_fractions(params: Any, paths: Sequence[str]) -> dict[str, float]:
     leaves = jax.tree_util.tree_leaves(params)
     return {p: float(np.mean(np.asarray(jax.device_get(leaves[i])) == 0))
             for p, i in zip(paths, leaf_indices(params, paths))}
+
+
+def model_size(params: Any, sup: Any, paths: Sequence[str]) -> dict[str, int]:
+    """Bytes of the model stored dense, and with its suppressed layers as BCOO.
+
+    ``sup`` is the run's ``SuppressState`` (``None`` for a dense run: both sizes are the
+    dense one); ``paths`` the suppressed layers. Built on :func:`supjax.export_sparse`.
+
+    >>> import jax.numpy as jnp
+    >>> model_size({"w": jnp.ones((10, 10))}, None, ["w"])
+    {'dense_bytes': 400, 'sparse_bytes': 400}
+    """
+    from supjax import LayerRule, export_sparse
+
+    if sup is None:
+        dense = sum(int(np.asarray(leaf).nbytes) for leaf in jax.tree_util.tree_leaves(params))
+        return {"dense_bytes": dense, "sparse_bytes": dense}
+    _, report = export_sparse(params, sup, [LayerRule(p) for p in paths])
+    return {"dense_bytes": report.dense_bytes, "sparse_bytes": report.sparse_bytes}
+
+
+class LeakingMasksError(ValueError):
+    """A suppressed run whose masked weights are not zero (``supjax train`` prints it as an error).
+
+    >>> issubclass(LeakingMasksError, ValueError)
+    True
+    """
+
+
+def check_masks_hold(params: Any, sup: Any, rules: Sequence[Any]) -> None:
+    """Refuse (:class:`LeakingMasksError`) to report a run whose masked weights are not zero.
+
+    ``sup`` is the run's :class:`supjax.SuppressState` (``None`` for a dense run); a layer
+    with ``leaked > 0`` would make the report's sparsity columns disagree (see
+    :func:`supjax.format_report`'s warning for the likely causes).
+
+    >>> import jax.numpy as jnp, optax, supjax
+    >>> rules = [supjax.LayerRule("w")]
+    >>> state = supjax.suppress(rules, supjax.SuppressSchedule.from_steps(1, 4, 2)).init({"w": jnp.ones(4)})
+    >>> check_masks_hold({"w": jnp.ones(4)}, state._replace(leaked=jnp.array([1])), rules)
+    Traceback (most recent call last):
+    supjax_app.train.report.LeakingMasksError: refusing to report a run whose masks leak (1 masked weights not zero in w): ...
+    """
+    from supjax import format_report, sparsity_report
+
+    if sup is None:
+        return
+    rows = sparsity_report(params, sup, rules)
+    if any(r.leaked for r in rows):
+        where = ", ".join(f"{r.leaked} masked weights not zero in {r.path}" for r in rows if r.leaked)
+        warnings = [line for line in format_report(rows).splitlines() if line.startswith("warning: ")]
+        raise LeakingMasksError(f"refusing to report a run whose masks leak ({where}): " + " ".join(warnings))
 
 
 def run_summary(
@@ -151,6 +206,10 @@ def comparison_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
         rows.append(("train accuracy", _pct(dense["train_accuracy"]), _pct(sup["train_accuracy"])))
     for path in sup["sparsity"]:
         rows.append((f"zeros {path}", _pct(dense["sparsity"].get(path, 0.0)), _pct(sup["sparsity"][path])))
+    if "model_size" in sup:  # dense storage vs the suppressed layers as BCOO (supjax.export_sparse)
+        size = sup["model_size"]
+        rows.append(("model size, KiB (sparse layers as BCOO)", f"{size['dense_bytes'] / 1024:.1f}",
+                     f"{size['sparse_bytes'] / 1024:.1f} ({size['sparse_bytes'] / size['dense_bytes']:.1%})"))
     for name in sup["membership_inference"]:
         label = ATTACK_LABELS.get(name, name)
         d = dense["membership_inference"].get(name, {})
