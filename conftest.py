@@ -12,6 +12,12 @@ from __future__ import annotations
 import pathlib
 
 import pytest
+from hypothesis import settings
+
+# CI (every nox session passes ``--hypothesis-profile ci``): the same examples on every run,
+# so that a failure reproduces; a fixed example budget and no per-example deadline (JIT
+# compilation makes the first example of a test slow on a loaded 2-core machine).
+settings.register_profile("ci", derandomize=True, max_examples=100, deadline=None)
 
 ROOT = pathlib.Path(__file__).parent
 MINDSPORE_PLACES = (ROOT / "tests" / "mindspore", ROOT / "tests" / "oracle", ROOT / "compat_mindspore")

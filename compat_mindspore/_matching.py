@@ -22,6 +22,7 @@ from supjax import LayerRule
 from supjax.engine import SelectedLayer, select_layers
 
 from compat_mindspore._convert import numpy_dtype
+from compat_mindspore._state import is_state_parameter
 from compat_mindspore.mask_layer import MaskLayerDes
 
 __all__ = ["MatchedLayer", "check_mask_layers", "match_mask_layers", "parameter_key"]
@@ -109,7 +110,7 @@ def match_mask_layers(networks: nn.Cell, mask_layers: Sequence[MaskLayerDes]) ->
     >>> [m.parameter.name for m in match_mask_layers(net, [MaskLayerDes("1.weight", 2, False, False, -1)])]
     ['1.weight']
     """
-    params = list(networks.get_parameters(expand=True))
+    params = [p for p in networks.get_parameters(expand=True) if not is_state_parameter(p.name)]
     seen: set[str] = set()
     keys = [parameter_key(p.name, seen) for p in params]
     taken: dict[int, MaskLayerDes] = {}

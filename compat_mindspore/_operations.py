@@ -21,11 +21,11 @@ from mindspore import Parameter, nn
 from supjax.engine import exact_operation, run_layer, suppress_operation
 
 from compat_mindspore._convert import numpy_dtype
+from compat_mindspore._log import log
 from compat_mindspore._matching import MatchedLayer
 
 __all__: list[str] = []
 
-LOGGER = logging.getLogger("compat_mindspore")
 
 _COMPILER: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -116,7 +116,8 @@ def check_interval(interval: float) -> None:
     >>> check_interval(15.0)
     """
     if not 10 < interval < 20:
-        LOGGER.info(
+        log(
+            logging.INFO,
             "mask interval (end_epoch - start_epoch + 1) * batch_num / mask_times = %s is outside "
             "(10, 20): the trained model's precision may be poor",
             interval,
@@ -170,7 +171,7 @@ def layer_at(layers: Sequence[MatchedLayer], grad_idx: int) -> int | None:
     for i, m in enumerate(layers):
         if m.description.grad_idx == grad_idx:
             return i
-    LOGGER.warning("no suppressed layer has grad_idx %s: nothing to do", grad_idx)
+    log(logging.WARNING, "no suppressed layer has grad_idx %s: nothing to do", grad_idx)
     return None
 
 
@@ -202,4 +203,4 @@ def warn_nonfinite(params: Sequence[Parameter], nonfinite) -> None:
     """
     for i, flag in enumerate(np.asarray(nonfinite)):
         if flag:
-            LOGGER.warning("%s holds NaN or Inf: skipped by this suppress operation", params[i].name)
+            log(logging.WARNING, "%s holds NaN or Inf: skipped by this suppress operation", params[i].name)

@@ -9,20 +9,22 @@ closed over, in :mod:`compat_mindspore._operations`; :func:`~supjax.engine.run_l
 one layer). This module only moves arrays: it reads the weights of the MindSpore network,
 runs the operation, and writes the new keep-masks and corrections into two MindSpore
 ``Parameter`` buffers per suppressed layer (:mod:`compat_mindspore._buffers`), which the
-train step of :class:`~compat_mindspore.model.SuppressModel` applies.
+train step of :class:`~compat_mindspore.model.SuppressModel` applies. All its state lives in
+non-trainable parameters of the network (:mod:`compat_mindspore._state`), so MindSpore
+checkpoints save it and ``load_param_into_net`` restores it.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import logging
 import secrets
+from logging import INFO
 
 import jax
 import numpy as np
 from mindspore import Parameter, nn
 
-from supjax import SuppressSchedule, weight_sparsity
+from supjax import SuppressSchedule
 from supjax.engine import (
     ScheduleState,
     advance_schedule,
@@ -33,7 +35,7 @@ from supjax.engine import (
     stop_counts,
 )
 
-from compat_mindspore import _operations as ops, _reports
+from compat_mindspore import _operations as ops
 from compat_mindspore._buffers import CorrectionForm, MaskBuffers
 from compat_mindspore._checks import (
     check_bool,
@@ -44,14 +46,15 @@ from compat_mindspore._checks import (
     check_number_positive,
 )
 from compat_mindspore._convert import read_parameter
+from compat_mindspore._ctrl_reports import ReportsMixin, log_operation
+from compat_mindspore._log import log
 from compat_mindspore._matching import MatchedLayer, check_mask_layers, match_mask_layers
+from compat_mindspore._state import is_state_parameter
 
 __all__ = ["SuppressCtrl"]
 
-LOGGER = logging.getLogger("compat_mindspore")
 
-
-class SuppressCtrl:
+class SuppressCtrl(ReportsMixin):
     """Complete suppress privacy operation (MindArmour's ``SuppressCtrl``).
 
     Computes the sparsity of each operation, finds the weights to suppress and keeps them
@@ -83,7 +86,11 @@ class SuppressCtrl:
             parameter, or a ``grad_idx`` beyond the network's parameter count.
 
     Unlike MindArmour's, this controller is not a ``Cell``: it does not rename the
-    network's parameters (MindArmour's prefixes them with ``networks.``).
+    network's parameters (MindArmour's prefixes them with ``networks.``). It adds the
+    child ``suppress_ctrl`` to the network, whose non-trainable parameters hold its whole
+    state, so that a checkpoint of the network saves it: to resume, build the controller
+    with the same arguments, then ``load_param_into_net(networks, ...)``, then train with
+    ``initial_epoch``.
 
     Examples:
         >>> from mindspore import nn
@@ -137,37 +144,50 @@ class SuppressCtrl:
         self.mask_step_interval: float = self.schedule.interval
         ops.check_interval(self.mask_step_interval)
         self._layers: tuple[MatchedLayer, ...] = match_mask_layers(networks, mask_layers)
-        ops.check_grad_idx(self._layers, len(list(networks.get_parameters(expand=True))))
+        n_params = sum(not is_state_parameter(p.name) for p in networks.get_parameters(expand=True))
+        ops.check_grad_idx(self._layers, n_params)
         self._plans = plan_layers([m.selected for m in self._layers], self.reference_parity)
         self._operation = ops.jitted_operation(tuple(self._plans), self.reference_parity)
         self._warm_up: concurrent.futures.Future | None = None
-        self._counts = np.zeros(len(self._layers), dtype=np.int32)
-        self._schedule_state = ScheduleState(False, 0, 0)
-        self._key = jax.random.PRNGKey(self.seed)
-        self._buffers = MaskBuffers(self._layers, self._plans, self)
+        self._buffers = MaskBuffers(self._layers, self._plans, self, jax.random.PRNGKey(self.seed))
+        self._state = self._buffers.state  # counts, schedule, sparsity, key, ...: parameters of the network
+        self._state.attach(networks)
         self.to_do_mask: bool = False
-        self.cur_sparse: float = 0.0
         self.mask_initialized: bool = True
         self.model = None  # the SuppressModel this controller is linked to
-        self.operations: int = 0  # suppress operations applied so far
         for m in self._layers:
-            LOGGER.info("suppressing %s (grad_idx %d)", m.parameter.name, m.description.grad_idx)
+            log(INFO, "suppressing %s (grad_idx %d)", m.parameter.name, m.description.grad_idx)
+
+    # ------------------------------------------------------------------ state
+    @property
+    def cur_sparse(self) -> float:
+        """Target sparsity of the last suppress operation."""
+        return self._state.sparsity
+
+    @cur_sparse.setter
+    def cur_sparse(self, value: float) -> None:
+        self._state.sparsity = value
+
+    @property
+    def operations(self) -> int:
+        """Suppress operations applied so far."""
+        return self._state.operations
 
     # ------------------------------------------------------------------ schedule
     @property
     def mask_started(self) -> bool:
         """Whether suppression has started (it never stops once started)."""
-        return bool(self._schedule_state.started)
+        return bool(self._state.schedule.started)
 
     @property
     def mask_start_step(self) -> int:
         """Step at which suppression started (0 before)."""
-        return int(self._schedule_state.start_step)
+        return int(self._state.schedule.start_step)
 
     @property
     def mask_prev_step(self) -> int:
         """Step of the previous suppress operation (0 before the first)."""
-        return int(self._schedule_state.prev_step)
+        return int(self._state.schedule.prev_step)
 
     def update_status(self, cur_epoch: int, cur_step: int, cur_step_in_epoch: int) -> None:
         """Update the suppress operation status after a training step.
@@ -181,10 +201,11 @@ class SuppressCtrl:
             cur_step_in_epoch (int): steps done so far in the current epoch.
         """
         in_window, is_final = epoch_flags(self.schedule, self.batch_num, cur_epoch, cur_step_in_epoch)
-        state, do_op = advance_schedule(
-            self._schedule_state, int(cur_step), in_window, is_final, self.schedule.min_gap
-        )
-        self._schedule_state = ScheduleState(bool(state.started), int(state.start_step), int(state.prev_step))
+        before = self._state.schedule
+        state, do_op = advance_schedule(before, int(cur_step), in_window, is_final, self.schedule.min_gap)
+        state = ScheduleState(bool(state.started), int(state.start_step), int(state.prev_step))
+        if state != before:
+            self._state.schedule = state
         self.to_do_mask = bool(do_op)
 
     # ------------------------------------------------------------------ operations
@@ -206,24 +227,22 @@ class SuppressCtrl:
         params = ops.parameters_of(networks, self.networks, self._layers)
         weights = [read_parameter(p) for p in params]
         stops = stop_counts([p.size for p in self._plans], [p.rule.min_num for p in self._plans], self.cur_sparse)
-        op_key, self._key = jax.random.split(self._key)
+        op_key, self._state.key = jax.random.split(self._state.key)
         if self._warm_up is not None:
             self._warm_up.result()  # the compilation started by precompile() is done
-        result = self._operation(weights, list(self._buffers.keeps), self._counts, stops, op_key)
+        result = self._operation(weights, self._buffers.keeps, self._state.counts, stops, op_key)
         if not bool(result.applied):
-            LOGGER.info("first parameter's max |w| < 0.02: suppress operation given up")
+            log(INFO, "first parameter's max |w| < 0.02: suppress operation given up")
             self.reset_zeros()
             return
         ops.warn_nonfinite(params, result.nonfinite)
-        self._counts = np.asarray(result.counts, dtype=np.int32).copy()
+        counts = np.asarray(result.counts, dtype=np.int32)
+        self._state.counts = counts
         thresholds = np.asarray(result.thresholds)
         for i in range(len(self._layers)):
             self._buffers.store(i, result.keep[i], result.delta[i], result.move[i], weights[i], float(thresholds[i]))
-        self.operations += 1
-        LOGGER.info(
-            "suppress operation at step %s: sparsity %.4f, suppressed %s",
-            cur_step, self.cur_sparse, self._counts.tolist(),
-        )
+        self._state.operations = self._state.operations + 1
+        log_operation(params, weights, np.asarray(stops), counts, thresholds, cur_step, self.cur_sparse)
 
     def update_mask_layer(
         self,
@@ -248,12 +267,12 @@ class SuppressCtrl:
             return
         w = ops.flat_weights(self._layers[i], self._plans[i], weight_array_flat)
         rule = self._plans[i].rule
-        op_key, self._key = jax.random.split(self._key)
+        op_key, self._state.key = jax.random.split(self._state.key)
         out = ops.exact_jit(
             w, self._buffers.keeps[i].reshape(-1), np.int32(max(int(sparse_stop_pos), 0)), op_key,
             rule=rule, parity=self.reference_parity, threshold=np.asarray(sparse_weight_thd, dtype=w.dtype),
         )
-        self._counts[i] = int(out.count)
+        self._set_count(i, int(out.count))
         self._buffers.store(i, out.keep, out.delta, out.move, w, float(sparse_weight_thd))
 
     def update_mask_layer_approximity(
@@ -284,13 +303,13 @@ class SuppressCtrl:
         w = ops.flat_weights(self._layers[i], self._plans[i], weight_array_flat)
         plan = as_large(self._plans[i], self.reference_parity)
         run = ops.layer_jit(  # the large paths draw no noise: the key is not consumed
-            plan, w, self._buffers.keeps[i].reshape(-1), np.int32(actual_stop_pos), np.int32(self._counts[i]),
-            self._key, reference_parity=self.reference_parity,
+            plan, w, self._buffers.keeps[i].reshape(-1), np.int32(actual_stop_pos), np.int32(self._state.counts[i]),
+            self._state.key, reference_parity=self.reference_parity,
         )
         if not bool(run.changed):
             return 0.0
         out = run.outcome
-        self._counts[i] = int(out.count)
+        self._set_count(i, int(out.count))
         self._buffers.store(i, out.keep, out.delta, out.move, w, float(out.threshold))
         return float(out.threshold)
 
@@ -303,7 +322,7 @@ class SuppressCtrl:
         """
         if self._warm_up is not None or not self._layers:
             return
-        run = ops.compile_job(self._operation, self._layers, self._buffers.keeps, self._counts)
+        run = ops.compile_job(self._operation, self._layers, self._buffers.keeps, self._state.counts)
         if wait:
             self._warm_up = concurrent.futures.Future()
             run()
@@ -311,55 +330,14 @@ class SuppressCtrl:
         else:
             self._warm_up = ops.compiler().submit(run)
 
+    def _set_count(self, i: int, count: int) -> None:
+        counts = self._state.counts
+        counts[i] = count
+        self._state.counts = counts
+
     def reset_zeros(self) -> None:
         """Set the corrections to zero (the step after an operation has applied them)."""
         self._buffers.reset_zeros()
-
-    # ------------------------------------------------------------------ reports
-    def calc_theoretical_sparse_for_conv(self) -> tuple[float, float, float]:
-        """Mask sparsity of the layers at ``grad_idx`` 0 and 1: (both, first, second)."""
-        masks = {m.description.grad_idx: keep for m, keep in zip(self._layers, self._buffers.keeps)}
-        return _reports.combined_sparsity(masks.get(0), masks.get(1), masks=True)
-
-    def calc_actual_sparse_for_conv(self, networks: nn.Cell) -> tuple[float, float, float]:
-        """Weight sparsity (``|w| <= 1e-7``) of the network's conv1 and conv2: (both, conv1, conv2).
-
-        Args:
-            networks (Cell): the training network.
-        """
-        check_instance("networks", networks, nn.Cell)
-        return _reports.combined_sparsity(*_reports.find_conv_weights(networks))
-
-    def calc_actual_sparse_for_fc1(self, networks: nn.Cell) -> float:
-        """Weight sparsity of the first parameter named ``fc1.weight``.
-
-        Args:
-            networks (Cell): the training network.
-        """
-        return self.calc_actual_sparse_for_layer(networks, "fc1.weight")
-
-    def calc_actual_sparse_for_layer(self, networks: nn.Cell, layer_name: str) -> float:
-        """Weight sparsity (``|w| <= 1e-7``) of the first parameter whose name contains ``layer_name``.
-
-        Returns 0.0 when no parameter matches.
-
-        Args:
-            networks (Cell): the training network.
-            layer_name (str): the name of the target layer.
-        """
-        check_instance("networks", networks, nn.Cell)
-        check_instance("layer_name", layer_name, str)
-        value = _reports.find_layer(networks, layer_name)
-        return 0.0 if value is None else weight_sparsity(value)
-
-    def print_paras(self) -> None:
-        """Log the schedule's parameters (logger ``compat_mindspore``, level INFO)."""
-        LOGGER.info(
-            "paras: start_epoch:%s, end_epoch:%s, batch_num:%s, interval:%s, lr:%s, sparse_end:%s, "
-            "sparse_start:%s, reference_parity:%s, seed:%s",
-            self.mask_start_epoch, self.mask_end_epoch, self.batch_num, self.mask_step_interval,
-            self.lr, self.sparse_end, self.sparse_start, self.reference_parity, self.seed,
-        )
 
     # ------------------------------------------------------------------ for SuppressModel
     @property
@@ -394,4 +372,4 @@ class SuppressCtrl:
     @property
     def suppressed_counts(self) -> tuple[int, ...]:
         """The recorded suppressed count of each layer (supjax's ``counts``)."""
-        return tuple(int(c) for c in self._counts)
+        return tuple(int(c) for c in self._state.counts)

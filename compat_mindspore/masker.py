@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 from mindspore.train import Callback, RunContext
 
 from compat_mindspore._checks import check_instance
+from compat_mindspore._log import logger
 from compat_mindspore.ctrl import SuppressCtrl
 from compat_mindspore.model import SuppressModel
 
@@ -28,11 +31,17 @@ class _DocumentedStepEnd(Callback):
             run_context (RunContext): the training's run context.
         """
         cb_params = run_context.original_args()
-        cur_step = int(cb_params.cur_step_num)
-        cur_step_in_epoch = (cur_step - 1) % int(cb_params.batch_num) + 1
+        batch_num = int(cb_params.batch_num)
+        cur_step_in_epoch = (int(cb_params.cur_step_num) - 1) % batch_num + 1
+        # steps of the whole training: MindSpore counts cur_step_num from 0 again in a run
+        # resumed with initial_epoch, but cur_epoch_num goes on
+        cur_step = (int(cb_params.cur_epoch_num) - 1) * batch_num + cur_step_in_epoch
         ctrl = self._suppress_ctrl
         if self._model.network_end is None:
             return
+        if cur_step_in_epoch % 100 == 1 and logger().isEnabledFor(logging.INFO):
+            ctrl.calc_theoretical_sparse_for_conv()  # logged, as MindArmour's masker does
+            ctrl.calc_actual_sparse_for_conv(ctrl.networks)
         ctrl.update_status(int(cb_params.cur_epoch_num), cur_step, cur_step_in_epoch)
         if ctrl.to_do_mask:
             ctrl.update_mask(ctrl.networks, cur_step)
@@ -46,7 +55,10 @@ class SuppressMasker(_DocumentedStepEnd):
     After step ``t`` it calls ``update_status``; when an operation is due it runs
     ``update_mask`` (the masks and corrections apply from step ``t + 1``), otherwise, once
     suppression has started, ``reset_zeros``. Use ``model.train(..., dataset_sink_mode=False)``
-    so that it sees every step.
+    so that it sees every step. The step ``t`` is counted over the whole training, also in a
+    run resumed with ``model.train(..., initial_epoch=k)`` (``k * batch_num`` steps before it).
+    Put it before ``ModelCheckpoint`` in the callbacks, so that a checkpoint saved after a
+    step holds the operation decided after that step.
 
     Args:
         model (SuppressModel): the model, linked to ``suppress_ctrl`` before training starts.

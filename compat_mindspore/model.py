@@ -9,12 +9,12 @@ from mindspore import nn
 from mindspore.train import Model, amp
 
 from compat_mindspore._checks import check_instance
+from compat_mindspore._log import log
 from compat_mindspore.ctrl import CorrectionForm, SuppressCtrl
 from compat_mindspore.train_cell import SuppressTrainOneStepCell
 
 __all__ = ["SuppressModel", "check_grad_indices", "correction_form_for"]
 
-LOGGER = logging.getLogger("compat_mindspore")
 
 
 def check_grad_indices(ctrl: SuppressCtrl, optimizer: nn.Optimizer) -> tuple[int, ...]:
@@ -180,7 +180,7 @@ class SuppressModel(Model):
         self._train_one_step = cell
         self._train_network = cell
         ctrl.precompile()
-        LOGGER.info("suppress correction form: %s (%s)", form, type(self._optimizer).__name__)
+        log(logging.INFO, "suppress correction form: %s (%s)", form, type(self._optimizer).__name__)
 
     def _build_train_network(self) -> SuppressTrainOneStepCell:
         """The train step, first without suppression (``link_suppress_ctrl`` replaces it)."""

@@ -1,12 +1,13 @@
-"""Checkpoints: Orbax round trips of the whole training state, and kill-then-resume, bitwise."""
+"""Checkpoints: Orbax round trips of the whole training state, and a kill during an
+asynchronous save, then a resume from the last complete checkpoint, bitwise."""
 
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import textwrap
-import time
 
 import jax
 import numpy as np
@@ -83,80 +84,100 @@ def test_restore_without_checkpoint_says_so(tmp_path):
 
 # ------------------------------------------------------------ kill, then resume in a new process
 
-# Suppression runs over steps 43..168 (epochs 2-4 of 42 steps); the run is killed right after
-# checkpoint 100, 16 steps into epoch 3, with 4 of 8 suppress operations done.
+# Suppression runs over steps 43..168 (epochs 2-4 of 42 steps), checkpoints every 20 steps.
+# The run is killed while the asynchronous save of checkpoint 120 is still being written
+# (by a background thread of Orbax's async CheckpointManager); the last complete checkpoint
+# is then 100, 16 steps into epoch 3, with 4 of 8 suppress operations done.
 OPTIONS = ["train", "--quick", "--epochs", "4", "--start-epoch", "2", "--attacks", "none",
            "--attack-size", "50", "--checkpoint-every", "20"]
-KILL_AT = 100
+KILL_AT = 120
+EVERY = 20
+DEADLINE = 300  # seconds for any child process; a silent, hung child is killed at it
 
 _DRIVER = textwrap.dedent("""
-    import sys, time
+    import os, signal, sys
     from supjax_app.train import checkpoint
 
     save = checkpoint.Checkpointer.save
 
-    def save_then_hang(self, step, state, meta=None):
-        save(self, step, state, meta)
-        if self.directory.name == "suppressed" and step == {kill}:
-            print("CHECKPOINT-SAVED", step, flush=True)
-            time.sleep(600)  # the test kills the process here
+    def save_then_die(self, step, state, meta=None):
+        save(self, step, state, meta)  # asynchronous: returns while the write goes on
+        if self.directory.name == "suppressed" and step >= {kill}:
+            if not (self.directory / str(step)).exists():  # not yet renamed: still writing
+                listing = sorted(p.name for p in self.directory.iterdir())
+                print("KILLED-DURING-SAVE", step, listing, flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            print("SAVE-FINISHED-BEFORE-THE-KILL", step, flush=True)
 
-    checkpoint.Checkpointer.save = save_then_hang
+    checkpoint.Checkpointer.save = save_then_die
     from supjax_app.cli import main
     sys.exit(main(sys.argv[1:]))
 """)
 
 
-def _cli(args, **kw):
-    return subprocess.Popen([PYTHON, "-m", "supjax_app", *args], env=subprocess_env(), text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **kw)
+def _start(args):
+    return subprocess.Popen([PYTHON, *args], env=subprocess_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
-def _wait_for_line(proc, marker, timeout):
-    deadline = time.monotonic() + timeout
-    seen = []
-    for line in proc.stdout:
-        seen.append(line)
-        if marker in line:
-            return
-        if time.monotonic() > deadline:
-            break
-    proc.kill()
-    raise AssertionError(f"no {marker!r} from the child; output:\n{''.join(seen)}")
+def _finish(proc: subprocess.Popen, timeout: float = DEADLINE) -> str:
+    """The child's whole output once it exits; a child still running (printing or silent)
+    after ``timeout`` seconds is killed and the test fails, so nothing here can hang."""
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"child still running after {timeout} s; output:\n{out}") from None
+    return out
 
 
-def test_kill_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+def test_deadline_holds_for_a_silent_child():
+    """A child that prints nothing and never exits is killed at the deadline."""
+    silent = _start(["-c", "import time; time.sleep(600)"])
+    with pytest.raises(AssertionError, match="still running after 2 s"):
+        _finish(silent, timeout=2)
+    assert silent.returncode == -signal.SIGKILL
+
+
+def test_kill_during_an_async_save_then_resume_is_bitwise_equal(tmp_path):
     driver = tmp_path / "driver.py"
     driver.write_text(_DRIVER.format(kill=KILL_AT))
     killed_out, whole_out = tmp_path / "killed", tmp_path / "whole"
-    killed = subprocess.Popen([PYTHON, str(driver), *OPTIONS, "--out", str(killed_out)], env=subprocess_env(),
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    whole = _cli([*OPTIONS, "--out", str(whole_out)])  # uninterrupted, in parallel
+    killed = _start([str(driver), *OPTIONS, "--out", str(killed_out)])
+    whole = _start(["-m", "supjax_app", *OPTIONS, "--out", str(whole_out)])  # uninterrupted, in parallel
     try:
-        _wait_for_line(killed, "CHECKPOINT-SAVED", timeout=240)
-        killed.send_signal(signal.SIGKILL)
-        killed.wait(timeout=30)
-        assert killed.returncode == -signal.SIGKILL
-        ck_dir = killed_out / "checkpoints"
-        with Checkpointer(ck_dir / "suppressed") as ck:
-            assert ck.latest_step() == KILL_AT
+        out_killed = _finish(killed)
+        assert killed.returncode == -signal.SIGKILL, out_killed
+        assert "SAVE-FINISHED-BEFORE-THE-KILL" not in out_killed, out_killed
+        marker = re.search(r"KILLED-DURING-SAVE (\d+) (\[.*\])", out_killed)
+        assert marker and int(marker.group(1)) == KILL_AT, out_killed
+        last = KILL_AT - EVERY
+        sup_dir = killed_out / "checkpoints" / "suppressed"
+        # on disk after the kill (read before a new manager cleans up): the complete steps and
+        # the half-written one, which never got its final name
+        left = sorted(p.name for p in sup_dir.iterdir())
+        assert str(KILL_AT) not in left and any(n.startswith(f"{KILL_AT}.") for n in left), left
+        assert {str(last - 2 * EVERY), str(last - EVERY), str(last)} <= set(left), left
+        with Checkpointer(sup_dir) as ck:
+            assert ck.all_steps() == [last - 2 * EVERY, last - EVERY, last]
             arrays, meta = ck.read()
         assert not meta["history"]["finished"]
         assert not (killed_out / "report.json").exists()
         # Mid-suppression: some operations done, some still to come.
         assert 0 < int(arrays["opt_state/1/operations"]) < 8
-        assert int(arrays["epoch"]) == 2 and int(arrays["step_in_epoch"]) == 16
+        assert int(arrays["epoch"]) == 2 and int(arrays["step_in_epoch"]) == 16 and int(arrays["step"]) == last
 
-        resumed = _cli([*OPTIONS, "--out", str(killed_out), "--resume"])
-        out_resumed, _ = resumed.communicate(timeout=300)
-        out_whole, _ = whole.communicate(timeout=300)
+        resumed = _start(["-m", "supjax_app", *OPTIONS, "--out", str(killed_out), "--resume"])
+        out_resumed = _finish(resumed)
+        out_whole = _finish(whole)
     finally:
         for p in (killed, whole):
             if p.poll() is None:
                 p.kill()
     assert resumed.returncode == 0, out_resumed
     assert whole.returncode == 0, out_whole
-    assert f"resumed suppressed from step {KILL_AT}" in out_resumed
+    assert f"resumed suppressed from step {last}" in out_resumed
 
     for run in ("dense", "suppressed"):
         with Checkpointer(killed_out / "checkpoints" / run) as a, Checkpointer(whole_out / "checkpoints" / run) as b:
@@ -176,4 +197,4 @@ def test_kill_then_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     for run in ("dense", "suppressed"):
         for key in ("accuracy", "sparsity", "membership_inference"):
             assert ra[run][key] == rb[run][key]
-    assert ra["suppressed"]["resumed_from_step"] == KILL_AT and rb["suppressed"]["resumed_from_step"] is None
+    assert ra["suppressed"]["resumed_from_step"] == last and rb["suppressed"]["resumed_from_step"] is None

@@ -134,7 +134,16 @@ def test_quick_run_writes_the_report(quick_run):
     sup = report["suppressed"]["sparsity"]
     assert sup["conv2/kernel"] > 0.93 and sup["fc1/kernel"] > 0.93 and sup["conv1/kernel"] > 0.9
     assert report["suppressed"]["mask_sparsity"] == sup
-    assert report["dense"]["accuracy"] > 0.5
+    # Accuracy on the 10-class digits test split (chance: 0.1). Measured on this machine:
+    # dense 0.876 / suppressed 0.731 (newest JAX), 0.873 / 0.727 (lowest: JAX 0.7.0). The
+    # suppressed LeNet5, 93-95 % of its weights zero, keeps most of the dense accuracy: at
+    # least 0.6, and within 0.2 of the dense model trained with the same seed and split.
+    dense, suppressed = report["dense"]["accuracy"], report["suppressed"]["accuracy"]
+    assert dense > 0.8
+    assert suppressed > 0.6
+    assert dense - suppressed < 0.2
+    for run in ("dense", "suppressed"):  # the reported accuracy is the last epoch's
+        assert report[run]["accuracy"] == report[run]["history"]["test_accuracy"][-1]
 
 
 def test_quick_run_draws_readable_plots(quick_run):

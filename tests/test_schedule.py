@@ -1,6 +1,7 @@
 """The schedule: operating steps and target sparsities, checked by hand and by simulation."""
 
 import math
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -88,13 +89,25 @@ def test_target_sparsity_by_hand():
 
 
 def test_sparsity_table_is_monotone_and_exact():
+    # start step 10, end step 54: all_steps = 45; s(d) = 0.95 - 0.85 * (1 - d/45)**3, taken
+    # here in exact rational arithmetic (not the implementation's float formula) and compared
+    # within 2 ulps of float64: d=1: 0.95 - 0.85 * 85184/91125 = 0.15541673525377229...
     s = SuppressSchedule.from_epochs(2, 6, 9, 13, sparse_start=0.1, sparse_end=0.95)
+    assert (s.start_step, s.end_step, s.all_steps) == (10, 54, 45)
     table = s.sparsity_table()
-    assert table.shape == (s.all_steps + 1,)
+    assert table.shape == (46,) and table.dtype == np.float64
     assert np.all(np.diff(table) >= 0)
-    for d in (0, 1, 7, 22, s.all_steps):
-        frac = 1.0 - (s.start_step + d + 0.0 - s.start_step) / s.all_steps
-        assert table[d] == max(0.1, min(0.95 + (0.1 - 0.95) * math.pow(frac, 3), 0.95))
+    hand = {
+        0: Fraction(1, 10),  # 0.95 - 0.85 * 1
+        1: Fraction(95, 100) - Fraction(85, 100) * Fraction(44, 45) ** 3,
+        7: Fraction(95, 100) - Fraction(85, 100) * Fraction(38, 45) ** 3,  # 0.43816241426611797...
+        22: Fraction(95, 100) - Fraction(85, 100) * Fraction(23, 45) ** 3,  # 0.83650809327846365...
+        44: Fraction(95, 100) - Fraction(85, 100) * Fraction(1, 45) ** 3,  # 0.94999067215363511...
+        45: Fraction(95, 100),
+    }
+    assert float(hand[22]) == 0.8365080932784636 and float(hand[1]) == 0.15541673525377228
+    for d, exact in hand.items():
+        assert abs(float(table[d]) - float(exact)) <= 2 * math.ulp(float(exact)), (d, table[d], exact)
 
 
 def test_stop_count_float64_like_the_reference():
@@ -106,22 +119,33 @@ def test_stop_count_float64_like_the_reference():
 
 
 @pytest.mark.parametrize(
-    "kwargs,err",
+    "kwargs,err,message",
     [
-        (dict(start_epoch=0, end_epoch=3, batch_num=2, mask_times=1), ValueError),
-        (dict(start_epoch=4, end_epoch=3, batch_num=2, mask_times=1), ValueError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=0, mask_times=1), ValueError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=0), ValueError),
-        (dict(start_epoch=1.0, end_epoch=3, batch_num=2, mask_times=1), TypeError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_end=1.0), ValueError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_start=0.9, sparse_end=0.5), ValueError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_start=-0.1), ValueError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=True), TypeError),
-        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_end="0.9"), TypeError),
+        (dict(start_epoch=0, end_epoch=3, batch_num=2, mask_times=1), ValueError,
+         "start_epoch must be in [1, inf], got 0"),
+        (dict(start_epoch=4, end_epoch=3, batch_num=2, mask_times=1), ValueError,
+         "end_epoch must be in [4, inf], got 3"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=0, mask_times=1), ValueError,
+         "batch_num must be in [1, inf], got 0"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=0), ValueError,
+         "mask_times must be in [1, inf], got 0"),
+        (dict(start_epoch=1.0, end_epoch=3, batch_num=2, mask_times=1), TypeError,
+         "start_epoch must be an int, got float (1.0)"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_end=1.0), ValueError,
+         "sparse_end must be in (0.0, 1.0), got 1.0"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_start=0.9, sparse_end=0.5), ValueError,
+         "sparse_start must be in [0.0, 0.5), got 0.9"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_start=-0.1), ValueError,
+         "sparse_start must be in [0.0, 0.9), got -0.1"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=True), TypeError,
+         "mask_times must be an int, got bool (True)"),
+        (dict(start_epoch=1, end_epoch=3, batch_num=2, mask_times=1, sparse_end="0.9"), TypeError,
+         "sparse_end must be a real number, got str ('0.9')"),
     ],
 )
-def test_bad_schedule_arguments(kwargs, err):
+def test_bad_schedule_arguments(kwargs, err, message):
+    """Each message names the one argument that is wrong, its allowed range or type, and
+    the value given (written out by hand here)."""
     with pytest.raises(err) as info:
         SuppressSchedule.from_epochs(**kwargs)
-    bad = [k for k in kwargs if k in str(info.value)]
-    assert bad, f"message {info.value!r} names no argument"
+    assert str(info.value) == message

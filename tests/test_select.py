@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import doctest
+import json
 import os
 import subprocess
 import sys
@@ -417,7 +418,7 @@ def test_benchmark_smoke() -> None:
 
 SHARDED_SCRIPT = textwrap.dedent(
     """
-    import re
+    import json, sys
     import numpy as np, jax, jax.numpy as jnp
     from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
     from supjax.kth_smallest import kth_smallest
@@ -430,22 +431,28 @@ SHARDED_SCRIPT = textwrap.dedent(
         meshes.append(
             jax.make_mesh((2,), ("d",), axis_types=(jax.sharding.AxisType.Explicit,))
         )
-    for mesh in meshes:
+    hlos = {}
+    for i, mesh in enumerate(meshes):
         xs = jax.device_put(x, NamedSharding(mesh, P("d", None)))
         f = jax.jit(kth_smallest)
         got = np.asarray(f(xs, jnp.int32(k)))
         assert got.view(np.uint32) == expected.view(np.uint32), (got, expected)
-        hlo = f.lower(xs, jnp.int32(k)).compile().as_text()
-        gathers = re.findall(r"= \\S+ all-gather\\(", hlo)
-        assert not gathers, gathers
-        assert re.search(r"= \\S+ all-reduce\\(", hlo)
+        hlos[f"kth_smallest/{i}"] = f.lower(xs, jnp.int32(k)).compile().as_text()
+    # the planted fault: a function that gathers the sharded input on purpose
+    gather = jax.jit(lambda v: v * 2.0, out_shardings=NamedSharding(meshes[0], P()))
+    hlos["planted"] = gather.lower(xs).compile().as_text()
+    json.dump(hlos, open(sys.argv[1], "w"))
     print("SHARDED-OK", len(meshes))
     """
 )
 
 
-def test_sharded_input_is_not_gathered() -> None:
-    """On 2 host devices the input stays sharded: only histograms are all-reduced."""
+def test_sharded_input_is_not_gathered(tmp_path) -> None:
+    """On 2 host devices the input stays sharded: only histograms are all-reduced. Every
+    collective of the compiled HLO is parsed (tuple results, async pairs); the same check
+    fails on a planted function that gathers the input."""
+    from tests.hlo_collectives import collectives, full_layer_collectives, oversized_gathers
+
     env = dict(os.environ)
     env["XLA_FLAGS"] = (
         env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
@@ -454,8 +461,9 @@ def test_sharded_input_is_not_gathered() -> None:
         p for p in (str(REPO_ROOT), env.get("PYTHONPATH", "")) if p
     )
     env["JAX_PLATFORMS"] = "cpu"
+    out = tmp_path / "hlo.json"
     proc = subprocess.run(
-        [sys.executable, "-c", SHARDED_SCRIPT],
+        [sys.executable, "-c", SHARDED_SCRIPT, str(out)],
         env=env,
         capture_output=True,
         text=True,
@@ -463,6 +471,17 @@ def test_sharded_input_is_not_gathered() -> None:
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SHARDED-OK" in proc.stdout
+    hlos = json.loads(out.read_text())
+    size = 1000 * 64
+    for name, hlo in hlos.items():
+        found = collectives(hlo)
+        if name == "planted":
+            assert [c.sizes for c in oversized_gathers(hlo, select_module._SORT_MAX_SIZE)] == [(size,)]
+            continue
+        assert any(c.op == "all-reduce" for c in found), (name, [c.line for c in found])
+        assert oversized_gathers(hlo, select_module._SORT_MAX_SIZE) == [], name
+        assert full_layer_collectives(hlo, {size, size // 2}) == [], name  # whole or one shard
+        assert all(c.largest <= 1 << 16 for c in found), name
 
 
 def prefix_first(flags: np.ndarray, k: int) -> np.ndarray:

@@ -10,14 +10,16 @@ masks, suppressed counts and (to float rounding) params, and every mask must be 
 its param (after ``init``, and where XLA puts the masks the update returns). The compiled HLO
 of the sharded update must not gather any layer, row- or column-sharded, beyond a layer small
 enough to be sorted: the threshold selection and the index-order tie-break are radix selects
-whose only collectives are all-reduces of small histograms.
+whose only collectives are all-reduces of small histograms. Every collective is parsed
+(:mod:`tests.hlo_collectives`: tuple results of combined collectives, async pairs), and the
+same check is shown to fail on the update compiled together with a planted gather.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from supjax import kth_smallest as select
+from tests import hlo_collectives
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICES = 8
@@ -153,13 +156,18 @@ def _child() -> dict:
         m.is_equivalent_to(mp_params[name]["kernel"].sharding, len(shape))
         for m, (name, shape) in zip(mask_out, shapes.items())
     ]
-    collectives = [
-        {"op": m.group(2), "shape": m.group(1)}
-        for m in re.finditer(
-            r"= (\S+\[[\d,]*\])\S* (all-gather|all-to-all|collective-permute|all-reduce|reduce-scatter)(?:-start)?\(",
-            update_hlo,
-        )
-    ]
+    # the planted fault: the same update, plus a deliberate gather of the column-sharded large
+    # layer d2 (replicated output) and two column sums (all-reduces); the checks below must
+    # catch the gather in this text while finding none in the update's
+    replicated = NamedSharding(model_mesh, P())
+
+    def planted(p, s, g):
+        out = tx.update(g, s, p)
+        gathered = jax.lax.with_sharding_constraint(p["d2"]["kernel"] * 2.0, replicated)
+        sums = (jnp.sum(p["d1"]["kernel"], axis=0), jnp.sum(p["t"]["kernel"], axis=0))
+        return out, gathered, sums
+
+    planted_hlo = jax.jit(planted).lower(mp_params, tx.init(mp_params), mp_params).compile().as_text()
     single_state = single[1]
     t_kept = np.asarray(single_state.keep_masks[3])
     t_thd = float(np.max(np.abs(tied)[~t_kept]))
@@ -174,17 +182,10 @@ def _child() -> dict:
         "mask_specs": [str(m.sharding.spec) for m in mp_state.keep_masks],
         "update_mask_specs": [str(m.spec) for m in mask_out],
         "param_specs": [str(mp_params[n]["kernel"].sharding.spec) for n in shapes],
-        "update_collectives": collectives,
+        "update_hlo": update_hlo,
+        "planted_hlo": planted_hlo,
         "shapes": {name: list(shape) for name, shape in shapes.items()},
     }
-
-
-def _elements(shape_text: str) -> int:
-    dims = re.search(r"\[([\d,]*)\]", shape_text).group(1)
-    n = 1
-    for d in filter(None, dims.split(",")):
-        n *= int(d)
-    return n
 
 
 @pytest.fixture(scope="module")
@@ -225,21 +226,46 @@ def test_masks_sharded_like_params(findings, layout):
     assert all(findings["shardings_ok"][layout]), (findings["mask_specs"], findings["param_specs"])
 
 
+def _large_layers(findings) -> dict[str, int]:
+    """The layers above the selection's sort size, by name, with their element counts."""
+    sort_max = select._SORT_MAX_SIZE
+    sizes = {name: math.prod(shape) for name, shape in findings["shapes"].items()}
+    # only d3 (416 weights) is small enough to be sorted, and so may be gathered
+    assert sorted(n for n in sizes.values() if n <= sort_max) == [sizes["d3"]] == [416]
+    return {name: n for name, n in sizes.items() if n > sort_max}
+
+
+def assert_no_layer_gathered(hlo_text: str, large: dict[str, int]) -> None:
+    """The check on the sharded update: every collective parsed (tuple results and async
+    pairs included); no all-gather of any array above the sort size, no collective whose
+    result is a whole large layer, and nothing bigger than one histogram of 16-bit digits."""
+    sort_max = select._SORT_MAX_SIZE
+    found = hlo_collectives.collectives(hlo_text)
+    assert any(c.op == "all-reduce" for c in found), [c.line for c in found]
+    assert hlo_collectives.oversized_gathers(hlo_text, sort_max) == []
+    assert hlo_collectives.full_layer_collectives(hlo_text, set(large.values())) == []
+    assert all(c.largest <= 1 << 16 for c in found), [c.line for c in found if c.largest > 1 << 16]
+
+
 def test_update_never_gathers_a_layer(findings):
     # the selection and the index-order tie-break take histograms: the collectives are
-    # all-reduces of histogram bins and scalar counts, for row- and column-sharded layers
-    # alike; only a layer small enough to be sorted (d3, 416 weights) may be gathered
-    sort_max = select._SORT_MAX_SIZE
-    sizes = {name: _elements(f"[{','.join(map(str, s))}]") for name, s in findings["shapes"].items()}
-    assert sorted(n for n in sizes.values() if n <= sort_max) == [sizes["d3"]]
-    collectives = findings["update_collectives"]
-    assert any(c["op"] == "all-reduce" for c in collectives), collectives
-    for c in collectives:
-        n = _elements(c["shape"])
-        if c["op"] != "all-reduce":
-            assert n <= sort_max, c
-        assert n not in {m for m in sizes.values() if m > sort_max}, c
-        assert n <= 1 << 16, c  # at most one histogram of 16-bit digits
+    # all-reduces of histogram bins and scalar counts, for row- and column-sharded layers alike
+    assert_no_layer_gathered(findings["update_hlo"], _large_layers(findings))
+
+
+def test_check_catches_a_planted_gather(findings):
+    """The same check fails on the update compiled with a deliberate gather of d2 (40x52,
+    column-sharded over 4 devices: an all-gather whose result is all 2080 weights)."""
+    large = _large_layers(findings)
+    with pytest.raises(AssertionError):
+        assert_no_layer_gathered(findings["planted_hlo"], large)
+    gathers = hlo_collectives.oversized_gathers(findings["planted_hlo"], select._SORT_MAX_SIZE)
+    assert [c.sizes for c in gathers] == [(large["d2"],)] == [(2080,)], [c.line for c in gathers]
+    # the planted column sums of d1 (40) and t (30) are all-reduced, as one combined
+    # collective with a tuple result where XLA combines them (newer JAX) or as two
+    sums = sorted(n for c in hlo_collectives.collectives(findings["planted_hlo"]) if c.op == "all-reduce"
+                  for n in c.sizes if n in (30, 40))
+    assert sums == [30, 40], sums
 
 
 if __name__ == "__main__":

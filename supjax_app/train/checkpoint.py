@@ -3,8 +3,12 @@
 A checkpoint holds every leaf of the state (params, optimizer state with its
 ``SuppressState``, PRNG key, data position) as an array, plus a JSON item with the leaf
 paths (to catch a mismatched model or optimizer) and whatever metadata the caller adds.
-Saves are synchronous, so a checkpoint that exists on disk is complete; a process killed
-mid-save leaves only a temporary directory, which Orbax ignores and cleans up.
+Saves are asynchronous (Orbax's async ``CheckpointManager``): :meth:`Checkpointer.save` copies
+the state to host memory and returns while a background thread writes it, so training goes
+on during the write. Orbax writes each step into a temporary directory and renames it to the
+step's name only when everything is written, so a process killed mid-save leaves only that
+temporary directory, which Orbax ignores (a new manager cleans it up), and the last complete
+checkpoint stays the latest. Every read waits for the pending save of this process first.
 
 >>> import tempfile, jax.numpy as jnp
 >>> ckpt = Checkpointer(tempfile.mkdtemp())
@@ -73,13 +77,14 @@ class Checkpointer:
         options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
-            enable_async_checkpointing=False,
+            enable_async_checkpointing=True,
             cleanup_tmp_directories=True,
         )
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def all_steps(self) -> list[int]:
-        """Steps of the complete checkpoints on disk, ascending."""
+        """Steps of the complete checkpoints on disk, ascending (after the pending save)."""
+        self._manager.wait_until_finished()
         return sorted(int(s) for s in self._manager.all_steps())
 
     def latest_step(self) -> int | None:
@@ -88,19 +93,26 @@ class Checkpointer:
         return steps[-1] if steps else None
 
     def save(self, step: int, state: Any, meta: dict[str, Any] | None = None) -> None:
-        """Write ``state`` (any pytree of arrays) and JSON ``meta`` as checkpoint ``step``.
+        """Start writing ``state`` (any pytree of arrays) and JSON ``meta`` as checkpoint ``step``.
 
-        Saving a step that already exists does nothing.
+        The arrays are copied to host memory before this returns, so ``state`` may change
+        right after; the write itself goes on in the background (the next save, any read
+        and :meth:`close` wait for it). Saving a step that already exists does nothing.
         """
         if step in self.all_steps():
             return
         leaves = jax.tree_util.tree_leaves(state)
-        arrays = {_key(i): np.asarray(jax.device_get(leaf)) for i, leaf in enumerate(leaves)}
+        # own copies: a zero-copy view of a device buffer could be overwritten (a donated
+        # buffer reused by the next step) while the background thread still writes it
+        arrays = {_key(i): np.array(jax.device_get(leaf), copy=True) for i, leaf in enumerate(leaves)}
         info = {"paths": list(leaf_paths(state)), "meta": meta or {}}
         self._manager.save(
             int(step),
             args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), info=ocp.args.JsonSave(info)),
         )
+
+    def wait(self) -> None:
+        """Block until the pending save (if any) is complete on disk."""
         self._manager.wait_until_finished()
 
     def restore(self, template: Any, step: int | None = None) -> tuple[Any, dict[str, Any]]:
@@ -140,6 +152,7 @@ class Checkpointer:
         return self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]["meta"]
 
     def _step(self, step: int | None) -> int:
+        self._manager.wait_until_finished()
         if step is None:
             step = self.latest_step()
             if step is None:

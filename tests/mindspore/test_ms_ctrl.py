@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 
 import numpy as np
 import pytest
@@ -213,14 +212,6 @@ def test_seeded_noise_is_reproducible():
     noised = np.abs(weights) > 0.5
     assert np.array_equal(results[0], results[1]) and not np.array_equal(results[0], results[2])
     assert (results[0][noised] != 0).all() and (np.abs(results[0][noised] * 0.05) <= 0.1 + 1e-6).all()
-
-
-def test_print_paras_logs(caplog):
-    ctrl = SuppressPrivacyFactory.create(Holder(np.ones(20, np.float32)), [MaskLayerDes("suplayer", 1, False, False, -1)],
-                                         seed=0)
-    with caplog.at_level(logging.INFO, logger="compat_mindspore"):
-        ctrl.print_paras()
-    assert "start_epoch:3, end_epoch:10, batch_num:20" in caplog.text
 
 
 def test_pending_corrections_follow_a_form_change():

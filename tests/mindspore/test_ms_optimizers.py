@@ -107,7 +107,9 @@ def test_update_form_lands_on_the_optimizer_result_minus_delta(optimizer, ms_mod
     for layer, keep, delta in zip(ctrl.layers, ctrl.keep_masks, deltas):
         name = layer.parameter.name
         expected[name] = np.where(keep, expected[name] - delta, np.float32(0.0))
-    for p in suppressed.get_parameters():
+    own = suppressed.trainable_params()  # the network's parameters (not the controller's state)
+    assert sorted(p.name for p in own) == sorted(expected)
+    for p in own:
         np.testing.assert_array_equal(p.asnumpy(), expected[p.name], err_msg=p.name)
 
 
