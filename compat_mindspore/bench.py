@@ -5,7 +5,9 @@ bench`` finds them where this package is installed without any supjax module imp
 
 * :func:`measure_reference_speedup`: MindArmour's ``update_mask`` over supjax's operation;
 * :func:`measure_compat_step_ratio`: compat's training step over MindArmour's
-  (:func:`measure_step_ratio`).
+  (:func:`measure_step_ratio`);
+* :func:`~compat_mindspore.bench_tutorial.measure_tutorial_speedup`: MindArmour's tutorial
+  training per step over supjax's fit loop.
 
 Both sides train the same LeNet5 (same initial weights, same batch) under the tutorial's
 five-layer suppression with ``nn.SGD``, masks active (one operation done, corrections
@@ -29,6 +31,7 @@ import mindspore as ms
 from mindspore import Tensor, nn
 
 from compat_mindspore._lenet import LeNet5, init_lenet, lenet_data, lenet_mask_layers, weights_first
+from compat_mindspore.bench_tutorial import measure_tutorial_speedup
 
 __all__ = [
     "FIGURES",
@@ -37,6 +40,7 @@ __all__ = [
     "measure_compat_step_ratio",
     "measure_reference_speedup",
     "measure_step_ratio",
+    "measure_tutorial_speedup",
 ]
 
 #: LeNet5's suppressed weights in MindSpore layout (OIHW / out-in).
@@ -186,10 +190,16 @@ def _quiet_mindarmour():
     logger = logging.getLogger("MA")
     level = logger.level
     logger.setLevel(logging.ERROR)
+
+    def errors_only(record: logging.LogRecord) -> bool:  # MindArmour sets its level back to INFO as it runs
+        return record.levelno >= logging.ERROR
+
+    logger.addFilter(errors_only)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             yield
     finally:
+        logger.removeFilter(errors_only)
         logger.setLevel(level)
 
 
@@ -318,4 +328,5 @@ def measure_compat_step_ratio(counts: Any, seed: int = 0, mode: str = "graph") -
 FIGURES: dict[str, Callable[..., Any]] = {
     "reference_speedup": measure_reference_speedup,
     "compat_step_ratio": measure_compat_step_ratio,
+    "tutorial_speedup": measure_tutorial_speedup,
 }

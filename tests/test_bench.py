@@ -13,7 +13,8 @@ import pytest
 
 from supjax_app.bench import cli, report
 
-HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "selection_ratio", "compat_step_ratio")
+HEADLINE = ("step_overhead_ratio", "lenet5_operation_ms", "reference_speedup", "selection_ratio", "compat_step_ratio",
+            "compile_ratio", "train_loop_ratio", "quick_seconds", "tutorial_speedup")
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +36,8 @@ def test_headline_keys_are_numbers_or_null(quick_report):
         value = quick_report[key]
         assert value is None or _is_number(value), (key, value)
     # measured in every environment
-    for key in ("step_overhead_ratio", "lenet5_operation_ms", "selection_ratio"):
+    for key in ("step_overhead_ratio", "lenet5_operation_ms", "selection_ratio", "compile_ratio",
+                "train_loop_ratio", "quick_seconds"):
         assert _is_number(quick_report[key]) and quick_report[key] > 0
 
 
@@ -88,3 +90,42 @@ def test_plain_table_without_rich(quick_report):
     lines = text.splitlines()
     assert lines[0].split()[:4] == ["figure", "median", "min", "max"]
     assert len(lines) == 2 + len(HEADLINE)
+
+
+def test_whole_run_figures(quick_report):
+    figures = quick_report["figures"]
+    compile_ = figures["compile_ratio"]["detail"]
+    assert compile_["hlo_ops"]["lenet5_suppressed"] > compile_["hlo_ops"]["lenet5_dense"] > 0
+    assert compile_["lenet5"]["suppressed_s"]["median"] > 0 and compile_["lenet5"]["dense_s"]["median"] > 0
+    assert figures["compile_ratio"]["goal"] == "<= 1.5"
+    loop = figures["train_loop_ratio"]["detail"]["step_ms"]
+    assert loop["fit"]["median"] > 0 and loop["bare"]["median"] > 0
+    quick = figures["quick_seconds"]["detail"]
+    assert quick["cold_s"]["median"] > 0 and quick["warm_s"]["median"] == figures["quick_seconds"]["median"]
+    assert quick["argv"][:2] == ["supjax", "train"]
+    tutorial = figures["tutorial_speedup"]
+    if tutorial["median"] is None:  # only the MindSpore environment measures it
+        assert "not installed" in tutorial["note"]
+
+
+def test_a_registered_figure_is_measured_judged_and_tabled(monkeypatch):
+    """One entry in ``report.FIGURES`` is enough for a new figure (every measurement faked here)."""
+    fake = {"median": 2.0, "min": 1.0, "max": 3.0, "samples": 3, "detail": {}}
+    for name in ("measure_step_overhead", "measure_lenet5_operation", "measure_selection_ratio"):
+        monkeypatch.setattr(report, name, lambda *a, **k: dict(fake))
+    extra = {key: report.Figure(fig.goal, fig.unit, lambda counts, seed: dict(fake)) for key, fig in report.FIGURES.items()}
+    extra["new_ratio"] = report.Figure(("<=", 1.5), "x", lambda counts, seed: None, "why it is missing")
+    monkeypatch.setattr(report, "FIGURES", extra)
+    monkeypatch.setitem(report.GOALS, "new_ratio", ("<=", 1.5))
+    monkeypatch.setitem(report.UNITS, "new_ratio", "x")
+    try:  # another figure, measured in its own module
+        from supjax_app.bench import dp_step
+    except ImportError:
+        pass
+    else:
+        monkeypatch.setattr(dp_step, "measure_dp_step_ratio", lambda *a, **k: dict(fake))
+    got = report.run_bench(quick=True, reference=False, compat=False)
+    assert got["compile_ratio"] == 2.0 and got["figures"]["compile_ratio"]["met"] is False
+    assert got["new_ratio"] is None and got["figures"]["new_ratio"]["note"] == "why it is missing"
+    assert got["goals_met"]["train_loop_ratio"] is False and got["goals_met"]["new_ratio"] is None
+    assert "new_ratio" in report.format_table(got)

@@ -1,6 +1,6 @@
 """``supjax bench``'s report: every figure measured, judged against its goal, as JSON and a table.
 
-The JSON holds the five headline keys (:data:`GOALS`) as plain numbers (or ``null``) and,
+The JSON holds the headline keys (:data:`GOALS`) as plain numbers (or ``null``) and,
 under ``figures``, each figure's ``median``/``min``/``max``, its goal, whether the median meets
 it, and details; ``environment`` records versions and the machine's load (the min/max beside
 each median show how noisy it was), ``phase_s`` how long each figure took.
@@ -11,6 +11,13 @@ each median show how noisy it was), ``phase_s`` how long each figure took.
   network and data (``compat_mindspore.bench.measure_step_ratio``, GRAPH_MODE); ``null``
   unless MindSpore, mindarmour and compat_mindspore are importable. Goal <= 0.5.
 * the three JAX figures: see :mod:`supjax_app.bench.figures`.
+* :data:`FIGURES`, one measuring function each: ``compile_ratio``, ``train_loop_ratio`` and
+  ``quick_seconds`` (:mod:`supjax_app.bench.runs`), and ``tutorial_speedup`` (MindArmour's
+  tutorial training step, ``SuppressModel`` + ``SuppressMasker`` in PYNATIVE, over supjax's fit
+  loop on the same shapes: ``compat_mindspore.bench.measure_tutorial_speedup``; ``null``
+  without MindSpore and mindarmour). Goals 1.5, 1.15, 8 s and 50.
+* ``dp_step_ratio`` (reported, no goal, not in the table): a DP-SGD step with per-example
+  gradients over a non-private step, :mod:`supjax_app.bench.dp_step`.
 
 >>> sorted(GOALS) == sorted(UNITS)
 True
@@ -24,7 +31,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import jax
 import numpy as np
@@ -37,15 +44,52 @@ from supjax_app.bench.figures import (
     measure_step_overhead,
     mindspore_figures,
 )
+from supjax_app.bench import runs
 from supjax_app.bench.timing import Counts
 
 __all__ = [
+    "FIGURES",
+    "Figure",
     "GOALS",
     "UNITS",
     "format_table",
     "print_table",
     "run_bench",
 ]
+
+class Figure(NamedTuple):
+    """A headline figure measured by one function: its goal, unit and ``measure(counts, seed)``.
+
+    ``measure`` returns the figure (``median``/``min``/``max``/``samples`` and a ``detail``)
+    or ``None``; ``missing`` says why a ``None`` is missing.
+
+    >>> FIGURES["compile_ratio"].goal
+    ('<=', 1.5)
+    """
+
+    goal: tuple[str, float]
+    unit: str
+    measure: Callable[[Counts, int], dict[str, Any] | None]
+    missing: str = ""
+
+
+def _plugin(key: str) -> Callable[[Counts, int], dict[str, Any] | None]:
+    """``compat_mindspore.bench``'s measure of ``key`` (through the entry point), or None without it."""
+    def measure(counts: Counts, seed: int) -> dict[str, Any] | None:
+        plugin = mindspore_figures()
+        return None if plugin is None or key not in plugin else plugin[key](counts, seed)
+
+    return measure
+
+
+#: Figures measured after the five below, in this order (one line registers another one).
+FIGURES: dict[str, Figure] = {
+    "compile_ratio": Figure(("<=", 1.5), "x", runs.measure_compile_ratio),
+    "train_loop_ratio": Figure(("<=", 1.15), "x", runs.measure_train_loop_ratio),
+    "quick_seconds": Figure(("<=", 8.0), "s", runs.measure_quick_seconds),
+    "tutorial_speedup": Figure((">=", 50.0), "x", _plugin("tutorial_speedup"),
+                               "MindSpore, mindarmour and compat_mindspore are not installed in this environment"),
+}
 
 #: Goal of each headline figure: (comparison, bound), judged on the median.
 GOALS: dict[str, tuple[str, float]] = {
@@ -54,6 +98,7 @@ GOALS: dict[str, tuple[str, float]] = {
     "reference_speedup": (">=", 200.0),
     "selection_ratio": ("<=", 8.0),
     "compat_step_ratio": ("<=", 0.5),
+    **{key: fig.goal for key, fig in FIGURES.items()},
 }
 
 #: Unit of each headline figure.
@@ -63,6 +108,7 @@ UNITS: dict[str, str] = {
     "reference_speedup": "x",
     "selection_ratio": "x",
     "compat_step_ratio": "x",
+    **{key: fig.unit for key, fig in FIGURES.items()},
 }
 
 
@@ -150,6 +196,12 @@ def run_bench(
         figures["compat_step_ratio"] = None
         notes["compat_step_ratio"] = "skipped (--no-compat)"
     done("compat_step_ratio")
+    for key, fig in FIGURES.items():
+        say(key)
+        figures[key] = fig.measure(counts, seed)
+        if figures[key] is None:
+            notes[key] = fig.missing
+        done(key)
 
     report: dict[str, Any] = {}
     for key in GOALS:
@@ -165,6 +217,12 @@ def run_bench(
             entry.update(fig)
             entry["met"] = _goal_met(key, fig["median"])
         report["figures"][key] = entry
+    from supjax_app.bench.dp_step import measure_dp_step_ratio  # reported, no goal (supjax train --dp)
+
+    say("DP-SGD step (per-example gradients) vs non-private step")
+    report["figures"]["dp_step_ratio"] = measure_dp_step_ratio(counts, seed)
+    report["dp_step_ratio"] = report["figures"]["dp_step_ratio"]["median"]
+    done("dp_step_ratio")
     report["goals_met"] = {key: report["figures"][key]["met"] for key in GOALS}
     report["quick"] = bool(quick)
     report["environment"] = _environment()

@@ -20,3 +20,16 @@ def test_measure_step_ratio_runs(reference):
 def test_measure_step_ratio_rejects_unknown_modes():
     with pytest.raises(ValueError, match="mode"):
         measure_step_ratio(mode="eager")
+
+
+def test_tutorial_speedup_runs_and_is_registered(reference):
+    from compat_mindspore.bench import FIGURES
+    from compat_mindspore.bench_tutorial import measure_tutorial_speedup
+    from supjax_app.bench.timing import Counts
+
+    assert FIGURES["tutorial_speedup"] is measure_tutorial_speedup
+    fig = measure_tutorial_speedup(Counts(quick=True), seed=0)
+    assert fig["min"] <= fig["median"] <= fig["max"] and fig["median"] > 0
+    detail = fig["detail"]
+    assert detail["reference_step_ms"]["median"] > 0 and detail["ours_step_ms"]["median"] > 0
+    assert detail["steps"] == detail["interval"] == 15
