@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``supjax`` (sub-commands ``train``, ``audit`` and ``bench``).
 
     >>> args = build_parser().parse_args(["train", "--epochs", "5", "--lr", "0.1"])
-    >>> args.command, args.epochs, args.lr, args.batch_size, args.out
-    ('train', 5, 0.1, 32, 'supjax-report')
+    >>> args.command, args.epochs, args.lr, args.batch_size, args.out  # unset: 32 (1024 with --dp)
+    ('train', 5, 0.1, None, 'supjax-report')
     >>> build_parser().parse_args(["bench", "--quick", "--no-compat"]).no_compat
     True
     """
@@ -91,11 +91,12 @@ def build_parser() -> argparse.ArgumentParser:
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=_int, default=None, metavar="N",
                        help=f"training epochs, 1..1000 (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick)")
-    train.add_argument("--batch-size", type=_int, default=32, metavar="N",
+    train.add_argument("--batch-size", type=_int, default=None, metavar="N",
                        help="samples per SGD step (default 32, as the tutorial); the last partial batch "
-                            "of an epoch is dropped")
-    train.add_argument("--lr", type=_float, default=0.05, metavar="LR",
-                       help="SGD learning rate, in (0, 0.5] (default 0.05, as the tutorial)")
+                            "of an epoch is dropped (--dp: the expected Poisson batch, default 1024)")
+    train.add_argument("--lr", type=_float, default=None, metavar="LR",
+                       help="SGD learning rate, in (0, 0.5] (default 0.05, as the tutorial; --dp: in (0, 100], "
+                            "default 4)")
     train.add_argument("--seed", type=_int, default=0, metavar="N",
                        help="seed of everything: data split, initial weights, data order, suppression "
                             "noise and attacks (default 0); both runs share it")
@@ -133,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--resume", action="store_true",
                      help="continue from the latest checkpoint in the checkpoint directory; the result "
                           "is bitwise the one of an uninterrupted run")
+    from supjax_app.dp.cli import add_arguments as add_dp_arguments
+
+    add_dp_arguments(p)
+    from supjax_app import compile_cache
+
+    compile_cache.add_arguments(out)
     bench = sub.add_parser(
         "bench",
         help="measure step overhead, operation time, selection and speed-ups (JSON with --json)",
@@ -146,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit = sub.add_parser("audit", help="does suppression protect privacy? shadow-model attacks, DP-SGD, inversion",
                            description=audit_cli.DESCRIPTION)
     audit_cli.add_arguments(audit)
+    compile_cache.add_arguments(audit.add_argument_group("compilation cache"))
     return parser
 
 
@@ -173,8 +181,8 @@ def config_from_args(args: argparse.Namespace):
         data=data,
         data_dir=args.data_dir,
         epochs=args.epochs if args.epochs is not None else (QUICK_EPOCHS if quick else DEFAULT_EPOCHS),
-        batch_size=args.batch_size,
-        lr=args.lr,
+        batch_size=args.batch_size if args.batch_size is not None else 32,
+        lr=args.lr if args.lr is not None else 0.05,
         sparse_end=args.sparse_end,
         start_epoch=args.start_epoch,
         mask_times=args.mask_times,
@@ -209,14 +217,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         from supjax_app.bench.cli import run as run_bench
 
         return run_bench(args)
+    if args.command in ("train", "audit"):
+        return _with_compile_cache(parser, args)
+    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects unknown commands
+    return 2  # pragma: no cover
+
+
+def _with_compile_cache(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run ``train`` or ``audit`` with JAX's persistent compilation cache as asked, then say how it served."""
+    from supjax_app import compile_cache
+
+    with compile_cache.configure(args) as folder:
+        before = compile_cache.stats()
+        status = _run_command(parser, args)
+        used = compile_cache.stats()
+    if folder is not None:
+        print(f"supjax {args.command}: compilation cache {folder}: {used.hits - before.hits} of "
+              f"{used.requests - before.requests} compilations loaded from it, "
+              f"{compile_cache.cache_entries(folder)} entries (--no-compile-cache to switch off)",
+              file=sys.stderr)
+    return status
+
+
+def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``supjax train`` or ``supjax audit`` for parsed arguments."""
     if args.command == "audit":
         from supjax_app.audit import cli as audit_cli
 
         audit_parser = parser._subparsers._group_actions[0].choices["audit"]  # noqa: SLF001
         return audit_cli.run(args, audit_parser.error)
-    if args.command != "train":  # pragma: no cover - argparse rejects unknown commands
-        parser.error(f"unknown command {args.command!r}")
     train_parser = parser._subparsers._group_actions[0].choices["train"]  # noqa: SLF001
+    if args.dp:
+        from supjax_app.dp.cli import run as run_dp
+
+        return run_dp(args, train_parser.error)
+    for option in ("epsilon", "noise_multiplier", "delta", "activation"):
+        if getattr(args, option) is not None:
+            train_parser.error(f"--{option.replace('_', '-')} needs --dp")
     try:
         config = config_from_args(args)
         config.validate()

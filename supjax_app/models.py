@@ -22,6 +22,7 @@ import numpy as np
 from supjax.layers import LayerRule
 
 __all__ = [
+    "ACTIVATIONS",
     "LENET5_LAYERS",
     "LeNet5",
     "init_params",
@@ -39,12 +40,17 @@ LENET5_LAYERS: tuple[tuple[str, bool, bool, int], ...] = (
     ("fc3/kernel", False, False, 50),
 )
 
+#: Activations of :class:`LeNet5` (``activation=``).
+ACTIVATIONS: tuple[str, ...] = ("relu", "tanh")
+
 #: Images smaller than this (per side) use SAME padding in both convolutions.
 _SMALL_IMAGE = 28
 
 
 class LeNet5(nn.Module):
     """LeNet5: conv 5x5x6, max-pool, conv 5x5x16, max-pool, dense 120, 84, ``num_classes``.
+
+    ``activation`` is ``"relu"`` (the tutorial's) or ``"tanh"``.
 
     ``conv1_padding``/``conv2_padding`` are Flax padding names; use :func:`lenet5_for`
     to pick them from the image size.
@@ -60,6 +66,12 @@ class LeNet5(nn.Module):
     num_classes: int = 10
     conv1_padding: str = "SAME"
     conv2_padding: str = "SAME"
+    activation: str = "relu"  # or "tanh" (the usual choice under DP-SGD)
+
+    def _act(self, x: jnp.ndarray) -> jnp.ndarray:
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        return jnp.tanh(x) if self.activation == "tanh" else nn.relu(x)
 
     def setup(self) -> None:
         self.conv1 = nn.Conv(6, (5, 5), padding=self.conv1_padding)
@@ -77,31 +89,34 @@ class LeNet5(nn.Module):
         >>> jax.eval_shape(lambda v, x: m.apply(v, x, method="features"), v, jnp.zeros((3, 8, 8, 1))).shape
         (3, 120)
         """
-        x = nn.max_pool(nn.relu(self.conv1(x)), (2, 2), strides=(2, 2))
-        x = nn.max_pool(nn.relu(self.conv2(x)), (2, 2), strides=(2, 2))
+        x = nn.max_pool(self._act(self.conv1(x)), (2, 2), strides=(2, 2))
+        x = nn.max_pool(self._act(self.conv2(x)), (2, 2), strides=(2, 2))
         x = x.reshape((x.shape[0], -1))
-        return nn.relu(self.fc1(x))
+        return self._act(self.fc1(x))
 
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        return self.fc3(nn.relu(self.fc2(self.features(x))))
+        return self.fc3(self._act(self.fc2(self.features(x))))
 
 
-def lenet5_for(image_shape: Sequence[int], num_classes: int) -> LeNet5:
+def lenet5_for(image_shape: Sequence[int], num_classes: int, activation: str = "relu") -> LeNet5:
     """A :class:`LeNet5` that fits ``image_shape`` (``(H, W, C)``).
 
     Below 28 pixels per side (scikit-learn's 8x8 digits) both convolutions pad SAME so the
     feature maps do not vanish; from 28 up (MNIST, Fashion-MNIST) conv1 pads SAME and conv2
     is VALID, the usual 28x28 LeNet5 (16 * 5 * 5 = 400 inputs to fc1).
 
-    >>> lenet5_for((8, 8, 1), 10).conv2_padding, lenet5_for((28, 28, 1), 10).conv2_padding
-    ('SAME', 'VALID')
+    >>> lenet5_for((8, 8, 1), 10).conv2_padding, lenet5_for((28, 28, 1), 10, activation="tanh").activation
+    ('SAME', 'tanh')
     """
     if len(image_shape) != 3:
         raise ValueError(f"image_shape must be (height, width, channels), got {tuple(image_shape)}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     small = min(image_shape[0], image_shape[1]) < _SMALL_IMAGE
-    return LeNet5(num_classes=num_classes, conv1_padding="SAME", conv2_padding="SAME" if small else "VALID")
+    return LeNet5(num_classes=num_classes, conv1_padding="SAME", conv2_padding="SAME" if small else "VALID",
+                  activation=activation)
 
 
 def lenet5_features(model: LeNet5, params: Any, x: jnp.ndarray) -> jnp.ndarray:

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from supjax_app.attacks.lira import make_keep_matrix
-from supjax_app.audit.accounting import dpsgd_epsilon
+from supjax_app.audit.accounting import PLD_MIN_NOISE, dpsgd_epsilon
 from supjax_app.audit.arms import (
     DP_LR_GRID, LR_GRID, NOISE_GRID, QUICK_GRIDS, arm_name, make_arm, suppress_schedule, validation_accuracy,
 )
@@ -131,11 +131,6 @@ def _arms(cfg: AuditConfig, chosen: dict[str, Any], per_epoch: int) -> list:
                     arms.append(make_arm(kind, lr["dpsgd"], noise=noise * factor, clip=cfg.dp_clip, seed=cfg.seed,
                                          name=arm_name(kind, noise=noise * factor)))
     return arms
-
-
-#: Below this noise multiplier the PLD accountant is too slow and memory-hungry (minutes, GBs);
-#: there the report gives the RDP epsilon only (an upper bound just the same).
-PLD_MIN_NOISE = 0.3
 
 
 def _epsilons(arms: list, cfg: AuditConfig, keep: np.ndarray, per_epoch: int) -> dict[str, Any]:

@@ -1,0 +1,111 @@
+"""The ``--dp`` options of ``supjax train`` and how they become a :class:`~supjax_app.dp.config.DPConfig`.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(prog="supjax train")
+>>> add_arguments(parser)
+>>> args = parser.parse_args(["--dp", "--epsilon", "3", "--clip", "0.5"])
+>>> args.dp, args.epsilon, args.clip, args.noise_multiplier, args.activation
+(True, 3.0, 0.5, None, None)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from supjax_app.dp.config import ACTIVATIONS, DPConfig
+
+__all__ = [
+    "QUICK",
+    "add_arguments",
+    "config_from_args",
+    "run",
+]
+
+#: What ``--dp --quick`` changes (a smoke run for CI).
+QUICK = {"epochs": 3, "batch_size": 128, "train_size": 5000, "test_size": 1000}
+
+# train options that --dp does not use (no attacks, no checkpoints in DP mode).
+_NOT_WITH_DP = (("attacks", "--attacks"), ("attack_size", "--attack-size"), ("checkpoint_dir", "--checkpoint-dir"),
+                ("checkpoint_every", "--checkpoint-every"), ("resume", "--resume"))
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``--dp`` option group to ``supjax train``'s parser."""
+    d = DPConfig()
+    g = parser.add_argument_group(
+        "differential privacy (--dp: non-private dense, DP-SGD dense and DP-SGD + suppression in one report)")
+    g.add_argument("--dp", action="store_true",
+                   help=f"train with DP-SGD (per-example clipping, Gaussian noise, Poisson sampling); "
+                        f"defaults with --dp: --batch-size {d.batch_size}, --lr {d.lr}, --epochs {d.epochs}")
+    g.add_argument("--epsilon", type=_number, default=None, metavar="E",
+                   help=f"target ε > 0; picks the noise multiplier with dp-accounting (default {3.0:g})")
+    g.add_argument("--noise-multiplier", type=_number, default=None, metavar="S",
+                   help="noise std over the clipping norm, > 0 (instead of --epsilon; ε is then reported)")
+    g.add_argument("--delta", type=_number, default=None, metavar="D",
+                   help="δ in (0, 1/n] (default: 1/n rounded down to a power of ten)")
+    g.add_argument("--clip", type=_number, default=d.clip, metavar="C",
+                   help=f"per-example L2 clipping norm, > 0 (default {d.clip})")
+    g.add_argument("--activation", choices=ACTIVATIONS, default=None,
+                   help=f"LeNet5 activation with --dp (default {d.activation})")
+
+
+def config_from_args(args: argparse.Namespace) -> DPConfig:
+    """The :class:`DPConfig` of parsed ``supjax train --dp ...`` arguments (checked).
+
+    Raises ``ValueError`` naming the option for bad input.
+    """
+    for field, option in _NOT_WITH_DP:
+        if getattr(args, field, None) not in (None, False):
+            raise ValueError(f"{option} cannot be used with --dp")
+    d = DPConfig()
+    quick = bool(args.quick)
+
+    def pick(value: Any, name: str) -> Any:
+        if value is not None:
+            return value
+        return QUICK[name] if quick and name in QUICK else getattr(d, name)
+
+    data = args.data
+    if data is None and args.data_dir is not None:
+        from pathlib import Path
+
+        data = Path(args.data_dir).name or "idx"
+    config = DPConfig(
+        data=data or "digits", data_dir=args.data_dir,
+        train_size=pick(args.train_size, "train_size"), test_size=pick(args.test_size, "test_size"),
+        epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
+        clip=args.clip, epsilon=args.epsilon, noise_multiplier=args.noise_multiplier, delta=args.delta,
+        activation=args.activation or d.activation, sparse_end=args.sparse_end, start_epoch=args.start_epoch,
+        mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
+    )
+    config.validate()
+    return config
+
+
+def run(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
+    """``supjax train --dp``: check the options (``error`` for bad ones), train, report; exit status."""
+    try:
+        config = config_from_args(args)
+    except ValueError as err:
+        error(str(err))
+        return 2
+    from supjax_app.dp.app import run as run_dp
+
+    try:
+        run_dp(config)
+    except FileNotFoundError as err:
+        print(f"supjax train: error: {err}", file=sys.stderr)
+        return 1
+    except ValueError as err:
+        print(f"supjax train: error: {err}", file=sys.stderr)
+        return 2
+    return 0
