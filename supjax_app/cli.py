@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Callable
+from typing import Any, Sequence
 
 __all__ = [
     "build_parser",
     "config_from_args",
+    "exit_status",
     "main",
 ]
 
@@ -261,13 +263,27 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         train_parser.error(str(err))
     from supjax_app.train.app import run
 
+    return exit_status("train", run, config)
+
+
+def exit_status(command: str, run: Callable[[Any], object], config: Any) -> int:
+    """Run ``run(config)`` for ``supjax <command>``: 0, or 1 (missing file) / 2 (bad value) with the error said.
+
+    >>> def fails(config):
+    ...     raise ValueError("masks leak")
+    >>> import contextlib, io
+    >>> with contextlib.redirect_stderr(io.StringIO()) as err:
+    ...     status = exit_status("train", fails, None)
+    >>> status, err.getvalue().strip()
+    (2, 'supjax train: error: masks leak')
+    """
     try:
         run(config)
     except FileNotFoundError as err:
-        print(f"supjax train: error: {err}", file=sys.stderr)
+        print(f"supjax {command}: error: {err}", file=sys.stderr)
         return 1
     except ValueError as err:
-        print(f"supjax train: error: {err}", file=sys.stderr)
+        print(f"supjax {command}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any, Callable
 
 from supjax_app.dp.config import ACTIVATIONS, DPConfig
@@ -98,14 +97,7 @@ def run(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
     except ValueError as err:
         error(str(err))
         return 2
+    from supjax_app.cli import exit_status
     from supjax_app.dp.app import run as run_dp
 
-    try:
-        run_dp(config)
-    except FileNotFoundError as err:
-        print(f"supjax train: error: {err}", file=sys.stderr)
-        return 1
-    except ValueError as err:
-        print(f"supjax train: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_status("train", run_dp, config)
