@@ -20,7 +20,6 @@ import math
 import numbers
 from typing import Any
 
-from supjax_app.dp.accounting import default_delta
 from supjax_app.train.config import TrainConfig
 
 __all__ = [
@@ -122,6 +121,8 @@ class DPConfig:
 
     def resolved_delta(self, n: int) -> float:
         """``--delta``, or ``1 / n`` rounded down to a power of ten."""
+        from supjax_app.dp.accounting import default_delta  # dp_accounting takes ~1 s to import: only with --dp
+
         return float(self.delta) if self.delta is not None else default_delta(n)
 
     def target_epsilon(self) -> float | None:

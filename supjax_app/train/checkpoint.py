@@ -27,7 +27,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 from supjax.layers import leaf_paths
 
@@ -55,6 +54,13 @@ def _key(i: int) -> str:
     return f"leaf_{i:05d}"
 
 
+def _orbax() -> Any:
+    """``orbax.checkpoint``, imported on first use (about 0.9 s: a run without checkpoints skips it)."""
+    import orbax.checkpoint
+
+    return orbax.checkpoint
+
+
 class Checkpointer:
     """An Orbax ``CheckpointManager`` over one directory, keeping the last ``max_to_keep``.
 
@@ -74,13 +80,13 @@ class Checkpointer:
         if max_to_keep < 1:
             raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(
+        options = _orbax().CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
             enable_async_checkpointing=True,
             cleanup_tmp_directories=True,
         )
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = _orbax().CheckpointManager(self.directory, options=options)
 
     def all_steps(self) -> list[int]:
         """Steps of the complete checkpoints on disk, ascending (after the pending save)."""
@@ -108,7 +114,7 @@ class Checkpointer:
         info = {"paths": list(leaf_paths(state)), "meta": meta or {}}
         self._manager.save(
             int(step),
-            args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), info=ocp.args.JsonSave(info)),
+            args=_orbax().args.Composite(state=_orbax().args.StandardSave(arrays), info=_orbax().args.JsonSave(info)),
         )
 
     def wait(self) -> None:
@@ -124,7 +130,7 @@ class Checkpointer:
         step = self._step(step)
         leaves, treedef = jax.tree_util.tree_flatten(template)
         abstract = {_key(i): np.zeros(np.shape(x), np.asarray(x).dtype) for i, x in enumerate(leaves)}
-        info = self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]
+        info = self._manager.restore(int(step), args=_orbax().args.Composite(info=_orbax().args.JsonRestore()))["info"]
         paths = list(leaf_paths(template))
         if info["paths"] != paths:
             raise CheckpointMismatch(
@@ -133,7 +139,7 @@ class Checkpointer:
                 "use another --checkpoint-dir or drop --resume"
             )
         restored = self._manager.restore(
-            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+            int(step), args=_orbax().args.Composite(state=_orbax().args.StandardRestore(abstract))
         )["state"]
         new_leaves = []
         for i, (x, path) in enumerate(zip(leaves, paths)):
@@ -149,7 +155,7 @@ class Checkpointer:
     def meta(self, step: int | None = None) -> dict[str, Any]:
         """The JSON metadata saved with checkpoint ``step`` (default: the latest)."""
         step = self._step(step)
-        return self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]["meta"]
+        return self._manager.restore(int(step), args=_orbax().args.Composite(info=_orbax().args.JsonRestore()))["info"]["meta"]
 
     def _step(self, step: int | None) -> int:
         self._manager.wait_until_finished()
@@ -166,7 +172,7 @@ class Checkpointer:
         """
         step = self._step(step)
         got = self._manager.restore(
-            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(), info=ocp.args.JsonRestore())
+            int(step), args=_orbax().args.Composite(state=_orbax().args.StandardRestore(), info=_orbax().args.JsonRestore())
         )
         paths = got["info"]["paths"]
         arrays = {path: np.asarray(got["state"][_key(i)]) for i, path in enumerate(paths)}
