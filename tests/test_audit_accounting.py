@@ -1,10 +1,10 @@
-"""DP-SGD accounting of supjax_app.audit.accounting (dp-accounting's RDP and PLD accountants)."""
+"""DP-SGD accounting of supjax_app.dp.accounting (dp-accounting's RDP and PLD accountants)."""
 
 from __future__ import annotations
 
 import pytest
 
-from supjax_app.audit.accounting import ACCOUNTANTS, dpsgd_epsilon, noise_multiplier_for_epsilon
+from supjax_app.dp.accounting import ACCOUNTANTS, dpsgd_epsilon, noise_multiplier_for_epsilon
 
 # The DP-SGD tutorial setting: MNIST (60000 examples), batch 256, noise 1.1, 60 epochs, delta 1e-5.
 Q = 256 / 60000

@@ -7,15 +7,15 @@
 * :mod:`supjax_app.audit.arms` — the CLI's LeNet5 arms (dense, suppressed, pruned, DP-SGD,
   DP-SGD + suppression) and validation accuracy for choosing their hyperparameters;
 * :mod:`supjax_app.audit.split` — pool with canaries, validation and test splits;
-* :mod:`supjax_app.audit.accounting` — DP-SGD ε with the ``dp-accounting`` package;
+* DP-SGD ε: :mod:`supjax_app.dp.accounting` (shared with ``supjax train --dp``);
 * :mod:`supjax_app.audit.app`, :mod:`~supjax_app.audit.cli`, :mod:`~supjax_app.audit.config` —
   the ``supjax audit`` command;
 * :mod:`supjax_app.audit.report`, :mod:`~supjax_app.audit.plots`,
   :mod:`~supjax_app.audit.inversion_section` — what it writes.
 
->>> from supjax_app.audit import accounting
->>> accounting.ACCOUNTANTS
-('rdp', 'pld')
+>>> from supjax_app.audit import core
+>>> callable(core.audit)
+True
 """
 
 __all__: list[str] = []

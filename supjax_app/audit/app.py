@@ -16,7 +16,6 @@ import jax
 import numpy as np
 
 from supjax_app.attacks.lira import make_keep_matrix
-from supjax_app.audit.accounting import PLD_MIN_NOISE, dpsgd_epsilon
 from supjax_app.audit.arms import (
     DP_LR_GRID, LR_GRID, NOISE_GRID, QUICK_GRIDS, arm_name, make_arm, suppress_schedule, validation_accuracy,
 )
@@ -25,6 +24,7 @@ from supjax_app.audit.core import audit
 from supjax_app.audit.split import AuditData, audit_split
 from supjax_app.audit.training import steps_per_epoch
 from supjax_app.data import load_dataset
+from supjax_app.dp.accounting import PLD_MIN_NOISE, dpsgd_epsilon
 from supjax_app.models import init_params, lenet5_for
 from supjax_app.train.loop import make_predict
 

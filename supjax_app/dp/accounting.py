@@ -6,7 +6,7 @@ clipping norm, run for ``steps`` steps, is the event
 Its ε at a given δ comes from the RDP accountant (``"rdp"``, Rényi DP, fast, a little
 loose) or the PLD accountant (``"pld"``, privacy-loss distributions, tighter, slower),
 both for the add-or-remove-one neighbouring relation. Shared by ``supjax train --dp`` and
-``supjax audit`` (:mod:`supjax_app.audit.accounting` re-exports it).
+``supjax audit``.
 
 >>> round(dpsgd_epsilon(1.1, 256 / 60000, 60 * 60000 // 256, 1e-5), 2)
 2.6

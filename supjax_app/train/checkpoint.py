@@ -79,14 +79,15 @@ class Checkpointer:
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 3) -> None:
         if max_to_keep < 1:
             raise ValueError(f"max_to_keep must be >= 1, got {max_to_keep}")
+        ocp = _orbax()
         self.directory = Path(directory).absolute()
-        options = _orbax().CheckpointManagerOptions(
+        options = ocp.CheckpointManagerOptions(
             max_to_keep=max_to_keep,
             create=True,
             enable_async_checkpointing=True,
             cleanup_tmp_directories=True,
         )
-        self._manager = _orbax().CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def all_steps(self) -> list[int]:
         """Steps of the complete checkpoints on disk, ascending (after the pending save)."""
@@ -105,6 +106,7 @@ class Checkpointer:
         right after; the write itself goes on in the background (the next save, any read
         and :meth:`close` wait for it). Saving a step that already exists does nothing.
         """
+        ocp = _orbax()
         if step in self.all_steps():
             return
         leaves = jax.tree_util.tree_leaves(state)
@@ -114,7 +116,7 @@ class Checkpointer:
         info = {"paths": list(leaf_paths(state)), "meta": meta or {}}
         self._manager.save(
             int(step),
-            args=_orbax().args.Composite(state=_orbax().args.StandardSave(arrays), info=_orbax().args.JsonSave(info)),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(arrays), info=ocp.args.JsonSave(info)),
         )
 
     def wait(self) -> None:
@@ -127,10 +129,11 @@ class Checkpointer:
         Returns ``(state, meta)``. Raises ``FileNotFoundError`` when there is no checkpoint
         and :class:`CheckpointMismatch` when its leaves do not fit ``template``.
         """
+        ocp = _orbax()
         step = self._step(step)
         leaves, treedef = jax.tree_util.tree_flatten(template)
         abstract = {_key(i): np.zeros(np.shape(x), np.asarray(x).dtype) for i, x in enumerate(leaves)}
-        info = self._manager.restore(int(step), args=_orbax().args.Composite(info=_orbax().args.JsonRestore()))["info"]
+        info = self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]
         paths = list(leaf_paths(template))
         if info["paths"] != paths:
             raise CheckpointMismatch(
@@ -139,7 +142,7 @@ class Checkpointer:
                 "use another --checkpoint-dir or drop --resume"
             )
         restored = self._manager.restore(
-            int(step), args=_orbax().args.Composite(state=_orbax().args.StandardRestore(abstract))
+            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
         )["state"]
         new_leaves = []
         for i, (x, path) in enumerate(zip(leaves, paths)):
@@ -154,8 +157,9 @@ class Checkpointer:
 
     def meta(self, step: int | None = None) -> dict[str, Any]:
         """The JSON metadata saved with checkpoint ``step`` (default: the latest)."""
+        ocp = _orbax()
         step = self._step(step)
-        return self._manager.restore(int(step), args=_orbax().args.Composite(info=_orbax().args.JsonRestore()))["info"]["meta"]
+        return self._manager.restore(int(step), args=ocp.args.Composite(info=ocp.args.JsonRestore()))["info"]["meta"]
 
     def _step(self, step: int | None) -> int:
         self._manager.wait_until_finished()
@@ -170,9 +174,10 @@ class Checkpointer:
 
         Needs no template: for inspecting or comparing checkpoints.
         """
+        ocp = _orbax()
         step = self._step(step)
         got = self._manager.restore(
-            int(step), args=_orbax().args.Composite(state=_orbax().args.StandardRestore(), info=_orbax().args.JsonRestore())
+            int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(), info=ocp.args.JsonRestore())
         )
         paths = got["info"]["paths"]
         arrays = {path: np.asarray(got["state"][_key(i)]) for i, path in enumerate(paths)}

@@ -13,23 +13,13 @@ import sys
 
 import numpy as np
 import pytest
-from mindspore import Parameter, Tensor, nn
 
 from compat_mindspore import MaskLayerDes, SuppressPrivacyFactory, _log
+from tests.mindspore.test_ms_ctrl import Holder
 
 pytestmark = pytest.mark.mindspore
 
 ARGS = dict(end_epoch=10, batch_num=20, start_epoch=3, mask_times=10, lr=0.05, sparse_end=0.9, sparse_start=0.0)
-
-
-class Holder(nn.Cell):
-    def __init__(self, weights: np.ndarray):
-        super().__init__()
-        self.a0 = Parameter(Tensor(np.ones(3, np.float32)), name="a0")
-        self.suplayer = Parameter(Tensor(weights.astype(np.float32)), name="suplayer")
-
-    def construct(self, x):
-        return x
 
 
 class Collect(logging.Handler):
@@ -60,17 +50,28 @@ def weights() -> np.ndarray:
     return np.linspace(-1.0, 1.0, 100, dtype=np.float32)
 
 
+def reference_ctrl(reference):
+    """MindArmour's controller over a fresh 100-weight ``suplayer`` (its import banner silenced)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return reference.SuppressPrivacyFactory.create(
+            Holder(weights()), [reference.MaskLayerDes("suplayer", 1, False, False, -1)], **ARGS)
+
+
+def compat_ctrl(net=None):
+    """compat's controller over ``net`` (default a fresh 100-weight ``suplayer``)."""
+    net = Holder(weights()) if net is None else net
+    return SuppressPrivacyFactory.create(net, [MaskLayerDes("suplayer", 1, False, False, -1)], seed=0, **ARGS)
+
+
 def test_print_paras_and_layer_lines_reach_logutil_at_info(log_util, reference):
     util, collect = log_util
     util.set_level("INFO")
-    with contextlib.redirect_stdout(io.StringIO()):
-        ref = reference.SuppressPrivacyFactory.create(
-            Holder(weights()), [reference.MaskLayerDes("suplayer", 1, False, False, -1)], **ARGS)
+    ref = reference_ctrl(reference)
     collect.messages.clear()
     ref.print_paras()
     ref_paras = [m for m in collect.messages if "paras:" in m]
     net = Holder(weights())
-    ctrl = SuppressPrivacyFactory.create(net, [MaskLayerDes("suplayer", 1, False, False, -1)], seed=0, **ARGS)
+    ctrl = compat_ctrl(net)
     collect.messages.clear()
     ctrl.print_paras()
     ours = [m for m in collect.messages if "paras:" in m]
@@ -91,11 +92,8 @@ def test_nothing_at_the_default_level(log_util, reference):
     """LogUtil starts at WARNING: print_paras shows nothing, for the reference and for compat."""
     util, collect = log_util
     util.set_level("WARNING")
-    with contextlib.redirect_stdout(io.StringIO()):
-        ref = reference.SuppressPrivacyFactory.create(
-            Holder(weights()), [reference.MaskLayerDes("suplayer", 1, False, False, -1)], **ARGS)
-    ctrl = SuppressPrivacyFactory.create(Holder(weights()), [MaskLayerDes("suplayer", 1, False, False, -1)],
-                                         seed=0, **ARGS)
+    ref = reference_ctrl(reference)
+    ctrl = compat_ctrl()
     collect.messages.clear()
     ref.print_paras()
     ctrl.print_paras()
@@ -111,7 +109,7 @@ def test_own_logger_without_mindarmour(monkeypatch, caplog, log_util):
     try:
         assert _log.logger().name == "compat_mindspore"
         net = Holder(weights())
-        ctrl = SuppressPrivacyFactory.create(net, [MaskLayerDes("suplayer", 1, False, False, -1)], seed=0, **ARGS)
+        ctrl = compat_ctrl(net)
         collect.messages.clear()
         with caplog.at_level(logging.INFO, logger="compat_mindspore"):
             ctrl.print_paras()
