@@ -29,6 +29,7 @@ __all__ = [
     "NOISE_THRESHOLD",
     "NOISE_VOLUME",
     "LayerOutcome",
+    "RuleSwitches",
     "magnitude",
     "ceil_in_dtype",
     "floor_in_dtype",
@@ -36,6 +37,7 @@ __all__ = [
     "exact_operation",
     "large_operation",
     "large_operation_reference",
+    "rule_moves",
 ]
 
 LOWER_BOUND = 0.005  # kept weights are pulled out to at least this magnitude
@@ -193,25 +195,140 @@ def _first_in_order(flags: jax.Array, budget: jax.Array) -> jax.Array:
     return jax.lax.cond(total <= budget, lambda f: f, lambda f: first_in_order(f, budget), flags)
 
 
-def _newly_suppressed(a, prev, thd, stop, limit, parity: bool):
+class _OneLayer:
+    """How the rules count, spread and tie-break over one layer (a group of layers laid end
+    to end does the same per layer: :class:`supjax.layer_group.LayerGroup`)."""
+
+    @staticmethod
+    def count(mask: jax.Array) -> jax.Array:
+        return jnp.sum(mask, dtype=jnp.int32)
+
+    @staticmethod
+    def spread(per_layer: Any) -> Any:
+        return per_layer
+
+    @staticmethod
+    def first(flags: jax.Array, budget: jax.Array) -> jax.Array:
+        return _first_in_order(flags, budget)
+
+
+ONE_LAYER = _OneLayer()
+
+
+def _newly_suppressed(a, prev, thd, stop, limit, parity: bool, layout: Any = ONE_LAYER):
     """Kept weights that this operation suppresses (``a``, ``thd``: magnitude bit patterns).
 
     Default: all ``a < thd``, then ties at ``thd`` in index order, so that exactly ``stop``
     are suppressed in all. ``parity``: the reference's rule, ``a <= thd`` while the prefix
-    count of (suppressed or ``a <= thd``) is below ``limit``.
+    count of (suppressed or ``a <= thd``) is below ``limit``. ``thd`` is per element and
+    ``stop`` per layer (``layout`` counts and tie-breaks per layer).
     """
     if parity:
         low = a <= thd
-        return low & _first_in_order(prev | low, limit) & ~prev
+        return low & layout.first(prev | low, limit) & ~prev
     below = (a < thd) & ~prev
     ties = (a == thd) & ~prev
-    budget = stop - jnp.sum(prev | below, dtype=jnp.int32)
-    return below | _first_in_order(ties, budget)
+    budget = stop - layout.count(prev | below)
+    return below | layout.first(ties, budget)
 
 
 def _sign_of(w: jax.Array) -> jax.Array:
     """+1 for ``w > 0``, -1 otherwise (a zero weight takes the negative target)."""
     return jnp.where(w > 0, jnp.ones_like(w), -jnp.ones_like(w))
+
+
+class RuleSwitches(NamedTuple):
+    """Which rules after suppression apply, and the upper bound (per element, or one value).
+
+    Each switch is a Python bool (the rule is compiled in or left out) or a bool array (per
+    element: layers laid end to end with different rules). ``upper_bound`` is the target of
+    ``UPPER_CLIP`` in the weights' dtype, ``upper_floor`` the largest dtype value
+    ``<= upper_bound`` that ``|w|`` is compared with.
+
+    >>> from supjax import LayerRule
+    >>> import jax.numpy as jnp
+    >>> from supjax.layer_operation import RuleSwitches
+    >>> s = RuleSwitches.of(LayerRule("w", is_lower_clip=True), jnp.float32)
+    >>> s.pull, s.lower_clip, s.noise, float(s.upper_bound)
+    (True, True, False, 1.2000000476837158)
+    """
+
+    pull: Any
+    lower_clip: Any
+    upper_clip: Any
+    noise: Any
+    upper_bound: Any
+    upper_floor: Any
+
+    @classmethod
+    def of(cls, rule: LayerRule, dtype: Any) -> "RuleSwitches":
+        """The exact path's switches for ``rule``."""
+        ub = rule.effective_upper_bound
+        return cls(True, rule.is_lower_clip, True, rule.is_add_noise,
+                   np.asarray(ub, dtype), floor_in_dtype(ub, dtype))
+
+    @classmethod
+    def suppress_only(cls, dtype: Any) -> "RuleSwitches":
+        """The large path's: suppression and nothing else."""
+        return cls(False, False, False, False, np.asarray(0, dtype), floor_in_dtype(0.0, dtype))
+
+
+def _switched(mask: jax.Array, switch: Any) -> jax.Array | None:
+    """``mask`` where ``switch`` is on (None when it is off everywhere)."""
+    if switch is False:
+        return None
+    return mask if switch is True else mask & switch
+
+
+def rule_moves(
+    w: jax.Array,
+    a: jax.Array,
+    a_bits: jax.Array,
+    suppressed: jax.Array,
+    thd: Any,
+    thd_bits: Any,
+    switches: RuleSwitches,
+    noise: Callable[[], jax.Array] | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """``delta`` and :class:`Move` codes of every weight once ``suppressed`` is known.
+
+    ``thd``/``thd_bits``: the magnitude threshold (value and bit pattern), per element or one
+    value; ``noise()`` draws the ``NOISE`` deltas where ``switches.noise`` is on.
+
+    >>> import jax.numpy as jnp
+    >>> from supjax import LayerRule
+    >>> from supjax.layer_operation import RuleSwitches, magnitude, rule_moves
+    >>> w = jnp.array([0.001, -2.0, 0.3])
+    >>> a, bits = magnitude(w)
+    >>> delta, move = rule_moves(w, a, bits, jnp.array([True, False, False]), a[0], bits[0],
+    ...                          RuleSwitches.of(LayerRule("w"), w.dtype))
+    >>> (w - delta).tolist(), move.tolist()
+    ([0.0, -1.2000000476837158, 0.30000001192092896], [1, 4, 0])
+    """
+    dtype = w.dtype
+    sign = _sign_of(w)
+    table = target_magnitudes(thd, switches.upper_bound,
+                              minimum=lambda t, c: jnp.minimum(t, jnp.asarray(c, dtype)))
+    target = {move: jnp.asarray(value, dtype) for move, value in table.items()}
+    moves = [(suppressed, Move.SUPPRESSED, w)]
+    rest = ~suppressed
+    low = _switched((a_bits <= thd_bits) & ~suppressed, switches.pull)
+    if low is not None:
+        rest = rest & ~low
+        moves.append((low, Move.PULLED, w - sign * target[Move.PULLED]))
+    lower_clip = _switched(rest & (a <= floor_in_dtype(LOWER_BOUND, dtype))
+                           & (thd > floor_in_dtype(LOWER_BOUND * 0.5, dtype)), switches.lower_clip)
+    if lower_clip is not None:
+        rest = rest & ~lower_clip
+        moves.append((lower_clip, Move.LOWER_CLIP, w - sign * target[Move.LOWER_CLIP]))
+    upper_clip = _switched(rest & (a > switches.upper_floor), switches.upper_clip)
+    if upper_clip is not None:
+        rest = rest & ~upper_clip
+        moves.append((upper_clip, Move.UPPER_CLIP, w - sign * target[Move.UPPER_CLIP]))
+    noised = _switched(rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype)), switches.noise)
+    if noised is not None and noise is not None:
+        moves.append((noised, Move.NOISE, noise()))
+    return _deltas_and_moves(w, moves)
 
 
 def exact_operation(
@@ -245,29 +362,8 @@ def exact_operation(
     thd_bits = _as_bits(thd)
     limit = jnp.minimum(jnp.int32(n - rule.min_num), stop)
     suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits, stop, limit, parity)
-
-    sign = _sign_of(w)
-    ub = rule.effective_upper_bound
-    table = target_magnitudes(thd, ub, minimum=lambda t, c: jnp.minimum(t, jnp.asarray(c, dtype)))
-    target = {move: jnp.asarray(value, dtype) for move, value in table.items()}
-    low = (a_bits <= thd_bits) & ~suppressed
-    rest = ~suppressed & ~low
-    lower_clip = rest & (a <= floor_in_dtype(LOWER_BOUND, dtype)) & (
-        thd > floor_in_dtype(LOWER_BOUND * 0.5, dtype)
-    ) if rule.is_lower_clip else jnp.zeros_like(rest)
-    rest = rest & ~lower_clip
-    upper_clip = rest & (a > floor_in_dtype(ub, dtype))
-    rest = rest & ~upper_clip
-    moves = [
-        (suppressed, Move.SUPPRESSED, w),
-        (low, Move.PULLED, w - sign * target[Move.PULLED]),
-        (lower_clip, Move.LOWER_CLIP, w - sign * target[Move.LOWER_CLIP]),
-        (upper_clip, Move.UPPER_CLIP, w - sign * target[Move.UPPER_CLIP]),
-    ]
-    if rule.is_add_noise:
-        noised = rest & (a > floor_in_dtype(NOISE_THRESHOLD, dtype))
-        moves.append((noised, Move.NOISE, _uniform_noise(key, w.shape).astype(dtype)))
-    delta, move = _deltas_and_moves(w, moves)
+    delta, move = rule_moves(w, a, a_bits, suppressed, thd, thd_bits, RuleSwitches.of(rule, dtype),
+                             noise=lambda: _uniform_noise(key, w.shape).astype(dtype))
     count = jnp.sum(suppressed, dtype=jnp.int32)
     return LayerOutcome(~suppressed, delta, count, thd, move)
 
@@ -314,8 +410,9 @@ def large_operation(w: jax.Array, keep: jax.Array, stop: jax.Array) -> LayerOutc
     a, a_bits = magnitude(w)
     prev = ~keep
     thd = kth_smallest(a, stop)
-    suppressed = prev | _newly_suppressed(a_bits, prev, _as_bits(thd), stop, stop, parity=False)
-    delta, move = _deltas_and_moves(w, [(suppressed, Move.SUPPRESSED, w)])
+    thd_bits = _as_bits(thd)
+    suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits, stop, stop, parity=False)
+    delta, move = rule_moves(w, a, a_bits, suppressed, thd, thd_bits, RuleSwitches.suppress_only(w.dtype))
     count = jnp.sum(suppressed, dtype=jnp.int32)
     return LayerOutcome(~suppressed, delta, count, thd, move)
 

@@ -10,10 +10,11 @@ the choice of path lives in one place.
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Sequence
+from typing import Any, Literal, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from supjax.layers import (
     DOCUMENTED_LARGE_LAYER_SIZE,
@@ -21,6 +22,8 @@ from supjax.layers import (
     LayerRule,
     SelectedLayer,
 )
+from supjax.layer_group import can_group, group_operation
+from supjax.segments import Segments
 from supjax.layer_operation import (
     LayerOutcome,
     exact_operation,
@@ -31,10 +34,14 @@ from supjax.layer_operation import (
 
 __all__ = [
     "GIVE_UP_MAGNITUDE",
+    "GroupedResult",
+    "LayerGroups",
     "LayerPlan",
     "LayerRun",
     "OperationResult",
     "as_large",
+    "group_layers",
+    "grouped_operation",
     "plan_layers",
     "run_layer",
     "suppress_operation",
@@ -222,6 +229,172 @@ def run_layer(
     return LayerRun(outcome, done, ~finite & runnable)
 
 
+class LayerGroups(NamedTuple):
+    """Which selected layers run together (static): layer indices per group and the group's
+    :class:`~supjax.segments.Segments`. A group of several layers is carried as one flat
+    vector (the layers end to end); a group of one as the layer itself, in its shape.
+
+    >>> import jax.numpy as jnp
+    >>> from supjax.operation import LayerGroups
+    >>> from supjax.segments import Segments
+    >>> g = LayerGroups(((0, 2), (1,)), (Segments(((2,), (1,))), Segments(((3,),))))
+    >>> [a.tolist() for a in g.join([jnp.array([1, 2]), jnp.array([3, 4, 5]), jnp.array([6])])]
+    [[1, 2, 6], [3, 4, 5]]
+    >>> [a.tolist() for a in g.cut([jnp.array([1, 2, 6]), jnp.array([3, 4, 5])])]
+    [[1, 2], [3, 4, 5], [6]]
+    """
+
+    members: tuple[tuple[int, ...], ...]
+    segments: tuple[Segments, ...]
+
+    @property
+    def num_layers(self) -> int:
+        return sum(len(m) for m in self.members)
+
+    def join(self, per_layer: Sequence[jax.Array]) -> tuple[jax.Array, ...]:
+        """One array per group from one per layer."""
+        return tuple(
+            seg.concat([per_layer[i] for i in m]) if len(m) > 1 else per_layer[m[0]]
+            for m, seg in zip(self.members, self.segments)
+        )
+
+    def cut(self, per_group: Sequence[jax.Array]) -> tuple[jax.Array, ...]:
+        """One array per layer (in layer order) from one per group."""
+        out: list[Any] = [None] * self.num_layers
+        for m, seg, arr in zip(self.members, self.segments, per_group):
+            for i, part in zip(m, seg.split(arr) if len(m) > 1 else (arr,)):
+                out[i] = part
+        return tuple(out)
+
+    def per_layer(self, per_group: Sequence[jax.Array]) -> jax.Array:
+        """A vector over layers (layer order) from one vector per group (its members' order)."""
+        if len(self.members) == 1:
+            return jnp.asarray(per_group[0])
+        out = jnp.zeros(self.num_layers, jnp.asarray(per_group[0]).dtype)
+        for m, vec in zip(self.members, per_group):
+            out = out.at[np.asarray(m)].set(vec)
+        return out
+
+    def sums(self, masks: Sequence[jax.Array]) -> jax.Array:
+        """int32 count of set ``masks`` (one per group) per layer."""
+        return self.per_layer([
+            seg.sums(mask, seg.ids()) if len(m) > 1 else jnp.sum(mask, dtype=jnp.int32)[None]
+            for m, seg, mask in zip(self.members, self.segments, masks)
+        ])
+
+
+def group_layers(
+    plans: Sequence[LayerPlan], weights: Sequence[Any], reference_parity: bool = False, fuse_layers: bool = True
+) -> LayerGroups:
+    """Group the layers that can run together: one group per dtype of the layers on the exact
+    and default large paths (when ``fuse_layers`` and not ``reference_parity``); every other
+    layer alone. Only ``weights``' shapes and dtypes are read.
+
+    >>> import jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> from supjax.operation import group_layers, plan_layers
+    >>> plans = plan_layers([SelectedLayer(n, i, 4, LayerRule(n)) for i, n in enumerate("abc")])
+    >>> w = [jnp.ones(4), jnp.ones(4, jnp.float16), jnp.ones(4)]
+    >>> group_layers(plans, w).members, group_layers(plans, w, fuse_layers=False).members
+    (((0, 2), (1,)), ((0,), (1,), (2,)))
+    """
+    groups: dict[Any, list[int]] = {}
+    alone: list[int] = []
+    for i, plan in enumerate(plans):
+        if fuse_layers and not reference_parity and can_group(plan):
+            groups.setdefault(jnp.dtype(weights[i].dtype), []).append(i)
+        else:
+            alone.append(i)
+    members = sorted([tuple(m) for m in groups.values()] + [(i,) for i in alone])
+    segments = tuple(Segments(tuple(tuple(weights[i].shape) for i in m)) for m in members)
+    return LayerGroups(tuple(members), segments)
+
+
+class GroupedResult(NamedTuple):
+    """:func:`grouped_operation`'s result: ``keep``, ``delta``, ``move`` one array per group
+    (as :meth:`LayerGroups.join` lays them out); the rest as in :class:`OperationResult`.
+
+    >>> from supjax.operation import GroupedResult
+    >>> GroupedResult._fields[:3]
+    ('keep', 'delta', 'move')
+    """
+
+    keep: tuple[jax.Array, ...]
+    delta: tuple[jax.Array, ...]
+    move: tuple[jax.Array, ...]
+    counts: jax.Array
+    thresholds: jax.Array
+    nonfinite: jax.Array
+    applied: jax.Array
+
+
+def grouped_operation(
+    groups: LayerGroups,
+    plans: Sequence[LayerPlan],
+    weights: Sequence[jax.Array],
+    keeps: Sequence[jax.Array],
+    counts: jax.Array,
+    stops: jax.Array,
+    key: jax.Array,
+    reference_parity: bool = False,
+) -> GroupedResult:
+    """:func:`suppress_operation` on ``groups``: ``keeps`` (and the result's arrays) one per group.
+
+    ``weights`` are per layer. A group of several layers runs as one
+    (:func:`supjax.layer_group.group_operation`), a layer alone through :func:`run_layer`.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from supjax.layers import SelectedLayer, LayerRule
+    >>> from supjax.operation import group_layers, grouped_operation, plan_layers
+    >>> plans = plan_layers([SelectedLayer(n, i + 1, 2, LayerRule(n)) for i, n in enumerate("ab")])
+    >>> w = [jnp.array([0.3, -0.1]), jnp.array([0.2, 0.5])]
+    >>> groups = group_layers(plans, w)
+    >>> res = grouped_operation(groups, plans, w, groups.join([jnp.ones(2, bool)] * 2),
+    ...                         jnp.zeros(2, jnp.int32), jnp.array([1, 1]), jax.random.PRNGKey(0))
+    >>> res.keep[0].tolist(), res.counts.tolist()
+    ([True, False, False, True], [1, 1])
+    """
+    keys = jax.random.split(key, len(plans))
+    stops = jnp.asarray(stops, jnp.int32)
+    counts = jnp.asarray(counts, jnp.int32)
+    w_groups = groups.join(weights)
+    keep, delta, move, group_counts, thresholds, nonfinite = [], [], [], [], [], []
+    for m, seg, w, k in zip(groups.members, groups.segments, w_groups, keeps):
+        if len(m) > 1:
+            idx = np.asarray(m)
+            out = group_operation([plans[i] for i in m], seg, w, k, stops[idx], counts[idx], [keys[i] for i in m])
+            keep.append(out.keep)
+            delta.append(out.delta)
+            move.append(out.move)
+            group_counts.append(out.counts)
+            thresholds.append(out.thresholds.astype(jnp.float32))
+            nonfinite.append(out.nonfinite)
+        else:
+            (i,) = m
+            run = run_layer(plans[i], w, k, stops[i], counts[i], keys[i], reference_parity)
+            keep.append(run.outcome.keep)
+            delta.append(run.outcome.delta)
+            move.append(run.outcome.move)
+            group_counts.append(run.outcome.count.astype(jnp.int32)[None])
+            thresholds.append(run.outcome.threshold.astype(jnp.float32)[None])
+            nonfinite.append(run.nonfinite[None])
+    new_counts = groups.per_layer(group_counts)
+    applied = jnp.asarray(True)
+    if plans and plans[0].is_first_parameter:
+        w0 = weights[0]
+        too_small = jnp.max(jnp.abs(w0)) < ceil_in_dtype(GIVE_UP_MAGNITUDE, w0.dtype)
+        applied = ~((stops[0] > 0) & too_small)
+    return GroupedResult(
+        keep=tuple(jnp.where(applied, nk, k) for nk, k in zip(keep, keeps)),
+        delta=tuple(jnp.where(applied, d, jnp.zeros_like(d)) for d in delta),
+        move=tuple(jnp.where(applied, mv, jnp.zeros_like(mv)) for mv in move),
+        counts=jnp.where(applied, new_counts, counts),
+        thresholds=groups.per_layer(thresholds),
+        nonfinite=groups.per_layer(nonfinite) & applied,
+        applied=applied,
+    )
+
+
 def suppress_operation(
     plans: Sequence[LayerPlan],
     weights: Sequence[jax.Array],
@@ -230,6 +403,7 @@ def suppress_operation(
     stops: jax.Array,
     key: jax.Array,
     reference_parity: bool = False,
+    fuse_layers: bool = True,
 ) -> OperationResult:
     """One suppress operation: every selected layer, given how many weights each must lose.
 
@@ -237,6 +411,11 @@ def suppress_operation(
     ``counts[i]`` its previously recorded suppressed count. A layer holding NaN or Inf is
     skipped and flagged. The whole operation gives up (nothing changes) when the network's
     first parameter is selected, has a positive stop count and ``max|w| < 0.02``.
+
+    ``fuse_layers`` runs the layers of one dtype on the exact and default large paths as one
+    vector (:mod:`supjax.layer_group`: the same results, one set of kernels to compile
+    instead of one per layer); ``False`` runs each layer alone, which keeps a layer sharded
+    over devices from being gathered. Under ``reference_parity`` every layer runs alone.
 
     >>> import jax, jax.numpy as jnp
     >>> from supjax.layers import SelectedLayer, LayerRule
@@ -247,28 +426,7 @@ def suppress_operation(
     >>> res.keep[0].tolist(), res.counts.tolist()
     ([True, False, False, True], [2])
     """
-    keys = jax.random.split(key, len(plans))
-    stops = jnp.asarray(stops, jnp.int32)
-    counts = jnp.asarray(counts, jnp.int32)
-    runs = [
-        run_layer(plan, w, k, stops[i], counts[i], keys[i], reference_parity)
-        for i, (plan, w, k) in enumerate(zip(plans, weights, keeps))
-    ]
-    new_keep = tuple(r.outcome.keep for r in runs)
-    delta = tuple(r.outcome.delta for r in runs)
-    move = tuple(r.outcome.move for r in runs)
-    new_counts = jnp.stack([r.outcome.count for r in runs]).astype(jnp.int32)
-    thresholds = jnp.stack([r.outcome.threshold.astype(jnp.float32) for r in runs])
-    nonfinite = jnp.stack([r.nonfinite for r in runs])
-
-    applied = jnp.asarray(True)
-    if plans and plans[0].is_first_parameter:
-        w0 = weights[0]
-        too_small = jnp.max(jnp.abs(w0)) < ceil_in_dtype(GIVE_UP_MAGNITUDE, w0.dtype)
-        applied = ~((stops[0] > 0) & too_small)
-    new_keep = tuple(jnp.where(applied, nk, k) for nk, k in zip(new_keep, keeps))
-    delta = tuple(jnp.where(applied, d, jnp.zeros_like(d)) for d in delta)
-    move = tuple(jnp.where(applied, m, jnp.zeros_like(m)) for m in move)
-    new_counts = jnp.where(applied, new_counts, counts)
-    nonfinite = nonfinite & applied
-    return OperationResult(new_keep, delta, move, new_counts, thresholds, nonfinite, applied)
+    groups = group_layers(plans, weights, reference_parity, fuse_layers)
+    res = grouped_operation(groups, plans, weights, groups.join(keeps), counts, stops, key, reference_parity)
+    return OperationResult(groups.cut(res.keep), groups.cut(res.delta), groups.cut(res.move), res.counts,
+                           res.thresholds, res.nonfinite, res.applied)

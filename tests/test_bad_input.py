@@ -70,6 +70,8 @@ BAD = [
      ["reference_parity"]),
     ("warn_nonfinite int", lambda: suppress([LayerRule("a")], SCHED, warn_nonfinite=1), TypeError,
      ["warn_nonfinite"]),
+    ("fuse_layers str", lambda: suppress([LayerRule("a")], SCHED, fuse_layers="yes"), TypeError,
+     ["fuse_layers"]),
     ("large_layer_size 0", lambda: suppress([LayerRule("a")], SCHED, large_layer_size=0), ValueError,
      ["large_layer_size"]),
     ("learning_rate 0", lambda: suppress_gradients([LayerRule("a")], SCHED, 0.0), ValueError, ["learning_rate"]),
@@ -112,17 +114,17 @@ def test_bad_input_is_named(what, call, exc, words):
 
 def test_table_names_every_public_argument():
     """Every argument of the public constructors has a row whose message must name it, and
-    the table has no duplicate case (44 distinct rows)."""
+    the table has no duplicate case (45 distinct rows)."""
     named = {word for *_, words in BAD for word in words}
     arguments = {name for f in PUBLIC for name in inspect.signature(f).parameters}
     assert arguments == {
         "pattern", "is_add_noise", "is_lower_clip", "min_num", "upper_bound",
         "start_epoch", "end_epoch", "batch_num", "mask_times", "sparse_start", "sparse_end",
         "start_step", "end_step", "reach_sparse_end", "stop_after_end", "layers", "schedule", "seed",
-        "reference_parity", "large_layer_size", "warn_nonfinite", "learning_rate",
+        "reference_parity", "large_layer_size", "warn_nonfinite", "fuse_layers", "learning_rate",
     }
     assert sorted(arguments - named) == []
-    assert len(BAD) == len({b[0] for b in BAD}) == 44
+    assert len(BAD) == len({b[0] for b in BAD}) == 45
 
 
 def test_errors_come_at_trace_time():

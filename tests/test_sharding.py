@@ -61,7 +61,9 @@ def _child() -> dict:
     shapes = {"d1": (36, 40), "d2": (40, 52), "d3": (52, 8), "t": (40, 30)}
     model_specs = {"d1": P("model", None), "d2": P(None, "model"), "d3": P("model", None), "t": P("model", None)}
     schedule = SuppressSchedule.from_steps(2, 13, 6, sparse_end=0.9)
-    tx = optax.chain(optax.sgd(0.05, momentum=0.9), suppress(rules, schedule, seed=3, large_layer_size=large))
+    # fuse_layers=False: laying layers end to end (the default) would gather them
+    tx = optax.chain(optax.sgd(0.05, momentum=0.9),
+                     suppress(rules, schedule, seed=3, large_layer_size=large, fuse_layers=False))
 
     keys = jax.random.split(jax.random.PRNGKey(0), 4)
     params0 = {
