@@ -81,10 +81,10 @@ class LayerGroup:
         self.ids = segments.ids()
 
     def count(self, mask: jax.Array) -> jax.Array:
-        return self.segments.sums(mask, self.ids)
+        return self.segments.sums(mask)
 
     def spread(self, per_layer: jax.Array) -> jax.Array:
-        return jnp.asarray(per_layer)[self.ids]
+        return self.segments.spread(per_layer)
 
     def first(self, flags: jax.Array, budget: jax.Array) -> jax.Array:
         """The first ``budget`` set ``flags`` of each layer; the selection runs only when a

@@ -278,7 +278,7 @@ class LayerGroups(NamedTuple):
     def sums(self, masks: Sequence[jax.Array]) -> jax.Array:
         """int32 count of set ``masks`` (one per group) per layer."""
         return self.per_layer([
-            seg.sums(mask, seg.ids()) if len(m) > 1 else jnp.sum(mask, dtype=jnp.int32)[None]
+            seg.sums(mask) if len(m) > 1 else jnp.sum(mask, dtype=jnp.int32)[None]
             for m, seg, mask in zip(self.members, self.segments, masks)
         ])
 

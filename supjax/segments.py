@@ -76,17 +76,27 @@ class Segments(NamedTuple):
         return int(sum(self.sizes))
 
     def ids(self) -> jax.Array:
-        """int32 segment (layer) number of every flat element, built from an iota (no constant).
+        """int32 segment (layer) number of every flat element.
 
         >>> from supjax.segments import Segments
         >>> Segments(((1,), (2,))).ids().tolist()
         [0, 1, 1]
         """
-        iota = lax.iota(jnp.int32, self.total)
-        ids = jnp.zeros(self.total, jnp.int32)
-        for offset in self.offsets[1:]:
-            ids = ids + (iota >= offset).astype(jnp.int32)
-        return ids
+        return self.spread(jnp.arange(len(self.shapes), dtype=jnp.int32))
+
+    def spread(self, per_segment: jax.Array) -> jax.Array:
+        """Each segment's entry of ``per_segment`` repeated over its elements.
+
+        Built as broadcasts laid end to end, not a gather by segment id: it fuses into what
+        reads it (a gather measured 3.5x slower on LeNet5's 61470 weights).
+
+        >>> import jax.numpy as jnp
+        >>> from supjax.segments import Segments
+        >>> Segments(((2,), (3,))).spread(jnp.array([7, 8])).tolist()
+        [7, 7, 8, 8, 8]
+        """
+        per_segment = jnp.asarray(per_segment)
+        return jnp.concatenate([jnp.broadcast_to(per_segment[i], (n,)) for i, n in enumerate(self.sizes)])
 
     def local_index(self, ids: jax.Array) -> jax.Array:
         """uint32 row-major index of every flat element inside its own layer.
@@ -96,8 +106,8 @@ class Segments(NamedTuple):
         >>> seg.local_index(seg.ids()).tolist()
         [0, 0, 1]
         """
-        offsets = jnp.asarray(self.offsets, jnp.int32)
-        return (lax.iota(jnp.int32, self.total) - offsets[ids]).astype(jnp.uint32)
+        del ids
+        return (lax.iota(jnp.int32, self.total) - self.spread(jnp.asarray(self.offsets, jnp.int32))).astype(jnp.uint32)
 
     def concat(self, arrays: Sequence[jax.Array]) -> jax.Array:
         """The layers raveled and laid end to end."""
@@ -110,18 +120,17 @@ class Segments(NamedTuple):
             for o, n, s in zip(self.offsets, self.sizes, self.shapes)
         )
 
-    def sums(self, flags: jax.Array, ids: jax.Array) -> jax.Array:
-        """int32 count of set ``flags`` per layer.
+    def sums(self, flags: jax.Array) -> jax.Array:
+        """int32 count of set ``flags`` per segment (one scatter-add by segment id; one
+        reduction per segment's slice ran faster but compiled 0.4 s slower for LeNet5).
 
         >>> import jax.numpy as jnp
         >>> from supjax.segments import Segments
-        >>> seg = Segments(((2,), (2,)))
-        >>> seg.sums(jnp.array([True, True, False, True]), seg.ids()).tolist()
+        >>> Segments(((2,), (2,))).sums(jnp.array([True, True, False, True])).tolist()
         [2, 1]
         """
-        return jax.ops.segment_sum(
-            flags.astype(jnp.int32), ids, num_segments=len(self.shapes), indices_are_sorted=True
-        )
+        return jax.ops.segment_sum(flags.astype(jnp.int32), self.ids(), num_segments=len(self.shapes),
+                                   indices_are_sorted=True)
 
 
 def segment_kth_smallest_bits(
@@ -146,7 +155,7 @@ def segment_kth_smallest_bits(
         index = ids * bins + ((bits >> shift) & jnp.asarray(bins - 1, bits.dtype)).astype(jnp.int32)
         mode = lax.GatherScatterMode.PROMISE_IN_BOUNDS
         if round_index > 0:
-            matches = (bits >> (shift + width)) == prefix[ids]
+            matches = (bits >> (shift + width)) == segments.spread(prefix)
             index = jnp.where(matches, index, num * bins)  # out of range: dropped
             mode = lax.GatherScatterMode.FILL_OR_DROP
         histogram = _scatter_histogram(index, num * bins, mode).reshape(num, bins)
@@ -174,5 +183,5 @@ def segment_first_in_order(flags: jax.Array, ids: jax.Array, segments: Segments,
     iota = lax.iota(jnp.int32, segments.total)
     _, _, order = lax.sort((ids, (~flags).astype(jnp.uint8), iota), num_keys=2, is_stable=True)
     position = jnp.zeros(segments.total, jnp.int32).at[order].set(iota, unique_indices=True)
-    rank = position - jnp.asarray(segments.offsets, jnp.int32)[ids]  # set positions first, in index order
-    return flags & (rank < jnp.asarray(k, jnp.int32)[ids])
+    rank = position - segments.spread(jnp.asarray(segments.offsets, jnp.int32))  # set first, in index order
+    return flags & (rank < segments.spread(jnp.asarray(k, jnp.int32)))
