@@ -10,16 +10,18 @@ suppress update compiles several times faster.
 
 >>> import jax, jax.numpy as jnp
 >>> from supjax.layers import SelectedLayer, LayerRule
->>> from supjax.engine import plan_layers
+>>> from supjax.engine import plan_layers, run_layer
 >>> from supjax.layer_group import group_operation
 >>> from supjax.segments import Segments
->>> plans = plan_layers([SelectedLayer("a", 1, 3, LayerRule("a")), SelectedLayer("b", 2, 4, LayerRule("b"))])
+>>> layers = [jnp.array([0.3, -0.1, 0.2]), jnp.array([0.5, 0.4, -0.01, 0.2])]
+>>> plans = plan_layers([SelectedLayer(n, i + 1, w.size, LayerRule(n)) for i, (n, w) in enumerate(zip("ab", layers))])
+>>> keys = list(jax.random.split(jax.random.PRNGKey(0), 2))
 >>> seg = Segments(((3,), (4,)))
->>> w = seg.concat([jnp.array([0.3, -0.1, 0.2]), jnp.array([0.5, 0.4, -0.01, 0.2])])
->>> out = group_operation(plans, seg, w, jnp.ones(7, bool), jnp.array([1, 2]), jnp.zeros(2, jnp.int32),
-...                       list(jax.random.split(jax.random.PRNGKey(0), 2)))
->>> [k.tolist() for k in seg.split(out.keep)], out.counts.tolist()
-([[True, False, True], [True, True, False, False]], [1, 2])
+>>> both = group_operation(plans, seg, seg.concat(layers), jnp.ones(7, bool), jnp.array([1, 2]),
+...                        jnp.zeros(2, jnp.int32), keys)
+>>> alone = run_layer(plans[1], layers[1], jnp.ones(4, bool), 2, 0, keys[1])
+>>> bool((seg.split(both.delta)[1] == alone.outcome.delta).all()), alone.outcome.keep.tolist()
+(True, [True, True, False, False])
 """
 
 from __future__ import annotations
