@@ -97,6 +97,9 @@ def test_whole_run_figures(quick_report):
     compile_ = figures["compile_ratio"]["detail"]
     assert compile_["hlo_ops"]["lenet5_suppressed"] > compile_["hlo_ops"]["lenet5_dense"] > 0
     assert compile_["lenet5"]["suppressed_s"]["median"] > 0 and compile_["lenet5"]["dense_s"]["median"] > 0
+    # one operation per layer (fuse_layers=False) is the larger program
+    assert compile_["hlo_ops"]["lenet5_per_layer"] > compile_["hlo_ops"]["lenet5_suppressed"]
+    assert compile_["lenet5"]["per_layer_ratio"]["median"] > 0
     assert figures["compile_ratio"]["goal"] == "<= 1.5"
     loop = figures["train_loop_ratio"]["detail"]["step_ms"]
     assert loop["fit"]["median"] > 0 and loop["bare"]["median"] > 0

@@ -83,10 +83,11 @@ def _cnn4_apply() -> tuple[Callable, Any, tuple[LayerRule, ...]]:
 
 
 def _compile_seconds(apply_fn: Callable, params: Any, rules: Sequence[LayerRule], suppressed: bool,
-                     image_shape: Sequence[int]) -> tuple[float, float, int]:
+                     image_shape: Sequence[int], fuse_layers: bool = True) -> tuple[float, float, int]:
     """Wall and process CPU seconds to lower and compile ``supjax train``'s step from scratch, and its HLO op count."""
     schedule = SuppressSchedule.from_steps(100, 1099, 100)
-    tx = optax.chain(optax.sgd(0.05), suppress(rules, schedule)) if suppressed else optax.sgd(0.05)
+    tx = (optax.chain(optax.sgd(0.05), suppress(rules, schedule, fuse_layers=fuse_layers)) if suppressed
+          else optax.sgd(0.05))
     step = make_train_step(apply_fn, tx, [str(r.pattern) for r in rules])
     state = init_state(params, tx, jax.random.PRNGKey(0), 0)
     x, y = np.zeros((32, *image_shape), np.float32), np.zeros(32, np.int32)
@@ -117,29 +118,33 @@ def measure_compile_ratio(counts: Counts, seed: int = 0) -> dict[str, Any]:
         ops: dict[str, int] = {}
         cpu: dict[str, list[float]] = {}
 
-        def sampler(name: str, suppressed: bool) -> Callable[[int], float]:
+        def sampler(name: str, kind: str) -> Callable[[int], float]:
             (apply_fn, params, rules), shape = models[name]
-            key = f"{name}_{'suppressed' if suppressed else 'dense'}"
+            key = f"{name}_{kind}"
 
             def sample(_round: int) -> float:
-                seconds, cpu_seconds, ops[key] = _compile_seconds(apply_fn, params, rules, suppressed, shape)
+                seconds, cpu_seconds, ops[key] = _compile_seconds(
+                    apply_fn, params, rules, kind != "dense", shape, fuse_layers=kind != "per_layer")
                 cpu.setdefault(key, []).append(cpu_seconds)
                 return seconds
 
             return sample
 
-        samplers = {f"{name}_{kind}": sampler(name, kind == "suppressed")
-                    for name in models for kind in ("dense", "suppressed")}
+        kinds = {"lenet5": ("dense", "suppressed", "per_layer"), "cnn4": ("dense", "suppressed")}
+        samplers = {f"{name}_{kind}": sampler(name, kind) for name in models for kind in kinds[name]}
         samples = interleave(samplers, rounds)
     finally:
         jax.config.update("jax_enable_compilation_cache", saved)
     ratio = stats(paired_ratios(samples["lenet5_suppressed"], samples["lenet5_dense"]))
     detail: dict[str, Any] = {
-        "lenet5": {"dense_s": stats(samples["lenet5_dense"]), "suppressed_s": stats(samples["lenet5_suppressed"])},
+        "lenet5": {"dense_s": stats(samples["lenet5_dense"]), "suppressed_s": stats(samples["lenet5_suppressed"]),
+                   "per_layer_s": stats(samples["lenet5_per_layer"]),
+                   "per_layer_ratio": stats(paired_ratios(samples["lenet5_per_layer"], samples["lenet5_dense"]))},
         "cpu_ratio": stats(paired_ratios(cpu["lenet5_suppressed"], cpu["lenet5_dense"])),
         "hlo_ops": ops,
         "rounds": rounds,
         "what": "lower+compile of supjax train's LeNet5 step (28x28x1, batch 32): chain(sgd, suppress) / sgd, "
+                "(per_layer: suppress(..., fuse_layers=False), one operation per layer), "
                 "wall clock (cpu_ratio: this process's CPU time, steadier on a loaded machine), in-memory "
                 "caches cleared, persistent cache off, interleaved rounds",
     }
