@@ -50,10 +50,11 @@ def test_delta_above_one_over_n_fails_after_loading_before_training(capsys, tmp_
     assert "epoch" not in captured.out and "accuracy" not in captured.out
 
 
-def test_dp_options_need_dp(capsys):
+@pytest.mark.parametrize("option", [["--activation", "tanh"], ["--end-epoch", "2"]])
+def test_dp_options_need_dp(capsys, option):
     with pytest.raises(SystemExit):
-        main(["train", "--activation", "tanh"])
-    assert "--activation needs --dp" in capsys.readouterr().err
+        main(["train", *option])
+    assert f"{option[0]} needs --dp" in capsys.readouterr().err
 
 
 def test_dp_quick_end_to_end(tmp_path):

@@ -93,7 +93,7 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
     rules = lenet5_rules()
     watch = [str(r.pattern) for r in rules]
     predict = make_predict(lambda p, x, rng: apply(p, x))
-    schedule = config.suppression().schedule(n // config.batch_size)
+    schedule = config.schedule(n // config.batch_size)
     out: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -138,9 +138,12 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
     with ThreadPoolExecutor(max_workers=len(models) if parallel else 1) as pool:
         for future in [pool.submit(one, name) for name in models]:
             future.result()
-    return {"privacy": priv, "models": out, "schedule": {"start_step": schedule.start_step,
-                                                          "end_step": schedule.end_step,
-                                                          "mask_times": schedule.mask_times}}
+    return {"privacy": priv, "models": out, "schedule": _schedule_json(schedule)}
+
+
+def _schedule_json(schedule: supjax.SuppressSchedule) -> dict[str, Any]:
+    return {"start_step": schedule.start_step, "end_step": schedule.end_step, "mask_times": schedule.mask_times,
+            "stop_after_end": schedule.stop_after_end}
 
 
 def _notes(config: DPConfig, priv: dict[str, Any]) -> list[str]:
@@ -186,21 +189,21 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
         f"ε RDP {priv['epsilon']['rdp']:.3f}")
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    schedule = config.suppression().schedule(len(ds.x_train) // config.batch_size)
+    schedule = config.schedule(len(ds.x_train) // config.batch_size)
     report: dict[str, Any] = {
         "dataset": ds.name,
         "command": _command(config),
         "data": {"train_size": int(len(ds.x_train)), "test_size": int(len(ds.x_test))},
         "config": config.to_json(),
         "privacy": priv,
-        "schedule": {"start_step": schedule.start_step, "end_step": schedule.end_step,
-                     "mask_times": schedule.mask_times},
+        "schedule": _schedule_json(schedule),
         "settings": {
             "epochs": config.epochs, "batch size (expected, Poisson)": config.batch_size, "lr": config.lr,
             "momentum": config.momentum, "clip": config.clip, "activation": config.activation,
             "noise multiplier": round(priv["noise_multiplier"], 4), "delta": priv["delta"], "steps": priv["steps"],
-            "sparse_end": config.sparse_end, "suppression steps": f"{schedule.start_step}..{schedule.end_step}, "
-            f"{schedule.mask_times} operations",
+            "sparse_end": config.sparse_end, "end_epoch": config.resolved_end_epoch(),
+            "suppression steps": f"{schedule.start_step}..{schedule.end_step}, {schedule.mask_times} operations"
+            + (", then masks held (no operation after end_epoch)" if schedule.stop_after_end else ""),
         },
         "models": {},
         "notes": _notes(config, priv),

@@ -3,9 +3,9 @@
 >>> import argparse
 >>> parser = argparse.ArgumentParser(prog="supjax train")
 >>> add_arguments(parser)
->>> args = parser.parse_args(["--dp", "--epsilon", "3", "--clip", "0.5"])
->>> args.dp, args.epsilon, args.clip, args.noise_multiplier, args.activation
-(True, 3.0, 0.5, None, None)
+>>> args = parser.parse_args(["--dp", "--epsilon", "3", "--clip", "0.5", "--end-epoch", "7"])
+>>> args.dp, args.epsilon, args.clip, args.noise_multiplier, args.activation, args.end_epoch
+(True, 3.0, 0.5, None, None, 7)
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--dp`` option group to ``supjax train``'s parser."""
     d = DPConfig()
@@ -53,6 +60,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="δ in (0, 1/n] (default: 1/n rounded down to a power of ten)")
     g.add_argument("--clip", type=_number, default=d.clip, metavar="C",
                    help=f"per-example L2 clipping norm, > 0 (default {d.clip})")
+    g.add_argument("--end-epoch", type=_integer, default=None, metavar="E",
+                   help="last epoch of suppression, in [start epoch, --epochs] (default --epochs); the epochs "
+                        "after it train with the masks held, no more suppress operations")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
 
@@ -84,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         clip=args.clip, epsilon=args.epsilon, noise_multiplier=args.noise_multiplier, delta=args.delta,
         activation=args.activation or d.activation, sparse_end=args.sparse_end, start_epoch=args.start_epoch,
-        mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
+        end_epoch=args.end_epoch, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
     )
     config.validate()
     return config
