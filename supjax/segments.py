@@ -98,17 +98,6 @@ class Segments(NamedTuple):
         per_segment = jnp.asarray(per_segment)
         return jnp.concatenate([jnp.broadcast_to(per_segment[i], (n,)) for i, n in enumerate(self.sizes)])
 
-    def local_index(self, ids: jax.Array) -> jax.Array:
-        """uint32 row-major index of every flat element inside its own layer.
-
-        >>> from supjax.segments import Segments
-        >>> seg = Segments(((1,), (2,)))
-        >>> seg.local_index(seg.ids()).tolist()
-        [0, 0, 1]
-        """
-        del ids
-        return (lax.iota(jnp.int32, self.total) - self.spread(jnp.asarray(self.offsets, jnp.int32))).astype(jnp.uint32)
-
     def concat(self, arrays: Sequence[jax.Array]) -> jax.Array:
         """The layers raveled and laid end to end."""
         return jnp.concatenate([jnp.ravel(a) for a in arrays])

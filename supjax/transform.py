@@ -196,7 +196,7 @@ def _make(
             return result.keep, result.delta, result.counts, skips, leaks(), next_key
 
         def hold(_):
-            deltas = tuple(jnp.zeros(k.shape, w.dtype) for k, w in zip(keep_groups, groups.join(weights)))
+            deltas = tuple(jnp.zeros(k.shape, weights[m[0]].dtype) for k, m in zip(keep_groups, groups.members))
             return keep_groups, deltas, state.suppressed, state.nonfinite_skips, state.leaked, state.key
 
         def check(_):

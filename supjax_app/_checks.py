@@ -1,4 +1,4 @@
-"""Argument checks shared by the application's data sets and attacks.
+"""Argument checks shared by the application's data sets, attacks and command lines.
 
 Each check returns the value as a plain Python number or raises, naming the argument.
 (The library's own checks are in :mod:`supjax._checks`, reached through :mod:`supjax.engine`.)
@@ -9,12 +9,15 @@ Each check returns the value as a plain Python number or raises, naming the argu
 
 from __future__ import annotations
 
+import argparse
 import numbers
 from typing import Any
 
 __all__ = [
     "check_fraction",
     "check_seed",
+    "float_arg",
+    "int_arg",
 ]
 
 
@@ -53,3 +56,27 @@ def check_seed(seed: Any, arg: str = "seed") -> int:
     if seed < 0:
         raise ValueError(f"{arg} must be a non-negative int, got {seed}")
     return int(seed)
+
+
+def int_arg(text: str) -> int:
+    """``argparse`` type: an integer, or a usage error naming what was expected.
+
+    >>> int_arg("3")
+    3
+    """
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+
+
+def float_arg(text: str) -> float:
+    """``argparse`` type: a number, or a usage error naming what was expected.
+
+    >>> float_arg("0.5")
+    0.5
+    """
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None

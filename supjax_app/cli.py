@@ -11,6 +11,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, Sequence
 
+from supjax_app._checks import float_arg, int_arg
+
 __all__ = [
     "build_parser",
     "config_from_args",
@@ -34,20 +36,6 @@ _EPILOG = """examples:
   supjax train --checkpoint-every 100            # checkpoints in OUT/checkpoints
   supjax train --checkpoint-every 100 --resume   # continue after an interruption
 """
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
-def _float(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
 
 
 def _attacks(text: str) -> tuple[str, ...]:
@@ -85,21 +73,21 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-dir", default=None, metavar="DIR",
                       help="directory with the four MNIST-format IDX files (optionally .gz), flat or "
                            "in DIR/train and DIR/test")
-    data.add_argument("--train-size", type=_int, default=None, metavar="N",
+    data.add_argument("--train-size", type=int_arg, default=None, metavar="N",
                       help="train on a seeded random subset of at most N training samples (default: all)")
-    data.add_argument("--test-size", type=_int, default=None, metavar="N",
+    data.add_argument("--test-size", type=int_arg, default=None, metavar="N",
                       help="evaluate on a seeded random subset of at most N test samples (default: all)")
 
     train = p.add_argument_group("training")
-    train.add_argument("--epochs", type=_int, default=None, metavar="N",
+    train.add_argument("--epochs", type=int_arg, default=None, metavar="N",
                        help=f"training epochs, 1..1000 (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick)")
-    train.add_argument("--batch-size", type=_int, default=None, metavar="N",
+    train.add_argument("--batch-size", type=int_arg, default=None, metavar="N",
                        help="samples per SGD step (default 32, as the tutorial); the last partial batch "
                             "of an epoch is dropped (--dp: the expected Poisson batch, default 1024)")
-    train.add_argument("--lr", type=_float, default=None, metavar="LR",
+    train.add_argument("--lr", type=float_arg, default=None, metavar="LR",
                        help="SGD learning rate, in (0, 0.5] (default 0.05, as the tutorial; --dp: in (0, 100], "
                             "default 4)")
-    train.add_argument("--seed", type=_int, default=0, metavar="N",
+    train.add_argument("--seed", type=int_arg, default=0, metavar="N",
                        help="seed of everything: data split, initial weights, data order, suppression "
                             "noise and attacks (default 0); both runs share it")
     train.add_argument("--quick", action="store_true",
@@ -107,12 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "attack samples per group, and at most 5000 train / 1000 test samples")
 
     sup = p.add_argument_group("suppression (the tutorial's LeNet5 layers and options)")
-    sup.add_argument("--sparse-end", type=_float, default=0.95, metavar="S",
+    sup.add_argument("--sparse-end", type=float_arg, default=0.95, metavar="S",
                      help="sparsity reached at the end of training, in (0, 1) (default 0.95)")
-    sup.add_argument("--start-epoch", type=_int, default=None, metavar="E",
+    sup.add_argument("--start-epoch", type=int_arg, default=None, metavar="E",
                      help="first epoch of suppression, 1..--epochs (default: the epoch at 30%% of "
                           "training, as the tutorial's 3 of 10)")
-    sup.add_argument("--mask-times", type=_int, default=None, metavar="N",
+    sup.add_argument("--mask-times", type=int_arg, default=None, metavar="N",
                      help=f"number of suppress operations (default: one every ~{TARGET_INTERVAL} steps "
                           "of the suppression phase)")
 
@@ -120,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     attack.add_argument("--attacks", type=_attacks, default=None, metavar="LIST",
                         help=f"comma-separated attacks from {','.join(ATTACK_NAMES)} or 'none' (default: "
                              "all); the loss-threshold attack always runs")
-    attack.add_argument("--attack-size", type=_int, default=None, metavar="N",
+    attack.add_argument("--attack-size", type=int_arg, default=None, metavar="N",
                         help="at most N members (train) and N non-members (test) for the attacks "
                              "(default 1000; 200 with --quick)")
 
@@ -130,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                      help="save Orbax checkpoints of both runs here (DIR/dense, DIR/suppressed); "
                           "default OUT/checkpoints when --checkpoint-every or --resume is given")
-    out.add_argument("--checkpoint-every", type=_int, default=None, metavar="N",
+    out.add_argument("--checkpoint-every", type=int_arg, default=None, metavar="N",
                      help="save a checkpoint every N optimizer steps (default: once per epoch when "
                           "checkpointing); the last 3 are kept")
     out.add_argument("--resume", action="store_true",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
+from supjax_app._checks import float_arg, int_arg
 from supjax_app.dp.config import ACTIVATIONS, DPConfig
 
 __all__ = [
@@ -30,20 +31,6 @@ _NOT_WITH_DP = (("attacks", "--attacks"), ("attack_size", "--attack-size"), ("ch
                 ("checkpoint_every", "--checkpoint-every"), ("resume", "--resume"))
 
 
-def _number(text: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-
-
-def _integer(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--dp`` option group to ``supjax train``'s parser."""
     d = DPConfig()
@@ -52,15 +39,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--dp", action="store_true",
                    help=f"train with DP-SGD (per-example clipping, Gaussian noise, Poisson sampling); "
                         f"defaults with --dp: --batch-size {d.batch_size}, --lr {d.lr}, --epochs {d.epochs}")
-    g.add_argument("--epsilon", type=_number, default=None, metavar="E",
+    g.add_argument("--epsilon", type=float_arg, default=None, metavar="E",
                    help=f"target ε > 0; picks the noise multiplier with dp-accounting (default {3.0:g})")
-    g.add_argument("--noise-multiplier", type=_number, default=None, metavar="S",
+    g.add_argument("--noise-multiplier", type=float_arg, default=None, metavar="S",
                    help="noise std over the clipping norm, > 0 (instead of --epsilon; ε is then reported)")
-    g.add_argument("--delta", type=_number, default=None, metavar="D",
+    g.add_argument("--delta", type=float_arg, default=None, metavar="D",
                    help="δ in (0, 1/n] (default: 1/n rounded down to a power of ten)")
-    g.add_argument("--clip", type=_number, default=d.clip, metavar="C",
+    g.add_argument("--clip", type=float_arg, default=d.clip, metavar="C",
                    help=f"per-example L2 clipping norm, > 0 (default {d.clip})")
-    g.add_argument("--end-epoch", type=_integer, default=None, metavar="E",
+    g.add_argument("--end-epoch", type=int_arg, default=None, metavar="E",
                    help="last epoch of suppression, in [start epoch, --epochs] (default --epochs); the epochs "
                         "after it train with the masks held, no more suppress operations")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
