@@ -22,7 +22,7 @@ from supjax.layers import (
     LayerRule,
     SelectedLayer,
 )
-from supjax.layer_group import can_group, group_operation
+from supjax.layer_group import GroupOutcome, can_group, group_operation
 from supjax.segments import Segments
 from supjax.layer_operation import (
     LayerOutcome,
@@ -358,26 +358,21 @@ def grouped_operation(
     stops = jnp.asarray(stops, jnp.int32)
     counts = jnp.asarray(counts, jnp.int32)
     w_groups = groups.join(weights)
-    keep, delta, move, group_counts, thresholds, nonfinite = [], [], [], [], [], []
+    outs: list[GroupOutcome] = []
     for m, seg, w, k in zip(groups.members, groups.segments, w_groups, keeps):
         if len(m) > 1:
             idx = np.asarray(m)
-            out = group_operation([plans[i] for i in m], seg, w, k, stops[idx], counts[idx], [keys[i] for i in m])
-            keep.append(out.keep)
-            delta.append(out.delta)
-            move.append(out.move)
-            group_counts.append(out.counts)
-            thresholds.append(out.thresholds.astype(jnp.float32))
-            nonfinite.append(out.nonfinite)
+            outs.append(group_operation([plans[i] for i in m], seg, w, k, stops[idx], counts[idx], [keys[i] for i in m]))
         else:
             (i,) = m
             run = run_layer(plans[i], w, k, stops[i], counts[i], keys[i], reference_parity)
-            keep.append(run.outcome.keep)
-            delta.append(run.outcome.delta)
-            move.append(run.outcome.move)
-            group_counts.append(run.outcome.count.astype(jnp.int32)[None])
-            thresholds.append(run.outcome.threshold.astype(jnp.float32)[None])
-            nonfinite.append(run.nonfinite[None])
+            o = run.outcome
+            outs.append(GroupOutcome(o.keep, o.delta, o.move, o.count[None], o.threshold[None], run.changed[None],
+                                     run.nonfinite[None]))
+    keep, delta, move = ([getattr(o, f) for o in outs] for f in ("keep", "delta", "move"))
+    group_counts = [o.counts.astype(jnp.int32) for o in outs]
+    thresholds = [o.thresholds.astype(jnp.float32) for o in outs]
+    nonfinite = [o.nonfinite for o in outs]
     new_counts = groups.per_layer(group_counts)
     applied = jnp.asarray(True)
     if plans and plans[0].is_first_parameter:
