@@ -136,16 +136,19 @@ def lenet5_features(model: LeNet5, params: Any, x: jnp.ndarray) -> jnp.ndarray:
     return model.apply({"params": params}, x, method=LeNet5.features)
 
 
-def lenet5_rules(add_noise: Iterable[str] = ()) -> tuple[LayerRule, ...]:
+def lenet5_rules(add_noise: Iterable[str] = (), upper_bound: float = 1.20) -> tuple[LayerRule, ...]:
     """The tutorial's five :class:`~supjax.LayerRule` for :class:`LeNet5`.
 
     ``add_noise`` names layers (``"conv1"`` or ``"conv1/kernel"``) whose ``is_add_noise``
-    is turned on; the tutorial turns it on nowhere.
+    is turned on; the tutorial turns it on nowhere. ``upper_bound`` is every layer's
+    :attr:`~supjax.LayerRule.upper_bound` (the tutorial keeps MindArmour's default, 1.2).
 
     >>> [(r.pattern, r.min_num) for r in lenet5_rules()][:2]
     [('conv1/kernel', 10), ('conv2/kernel', 50)]
     >>> [r.is_add_noise for r in lenet5_rules(["fc3"])]
     [False, False, False, False, True]
+    >>> {r.upper_bound for r in lenet5_rules(upper_bound=4.8)}
+    {4.8}
     """
     wanted = {name if "/" in name else f"{name}/kernel" for name in add_noise}
     known = {path for path, *_ in LENET5_LAYERS}
@@ -153,7 +156,8 @@ def lenet5_rules(add_noise: Iterable[str] = ()) -> tuple[LayerRule, ...]:
     if unknown:
         raise ValueError(f"add_noise names unknown layers {unknown}; allowed: {sorted(known)}")
     return tuple(
-        LayerRule(path, is_add_noise=noise or path in wanted, is_lower_clip=clip, min_num=min_num)
+        LayerRule(path, is_add_noise=noise or path in wanted, is_lower_clip=clip, min_num=min_num,
+                  upper_bound=upper_bound)
         for path, noise, clip, min_num in LENET5_LAYERS
     )
 

@@ -90,7 +90,7 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
     model = lenet5_for(x_train.shape[1:], num_classes, activation=config.activation)
     apply = _apply(model)
     params0 = init_params(model, x_train.shape[1:], config.seed)
-    rules = lenet5_rules()
+    rules = lenet5_rules(upper_bound=config.upper_bound)
     watch = [str(r.pattern) for r in rules]
     predict = make_predict(lambda p, x, rng: apply(p, x))
     schedule = config.schedule(n // config.batch_size)
@@ -201,7 +201,8 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
             "epochs": config.epochs, "batch size (expected, Poisson)": config.batch_size, "lr": config.lr,
             "momentum": config.momentum, "clip": config.clip, "activation": config.activation,
             "noise multiplier": round(priv["noise_multiplier"], 4), "delta": priv["delta"], "steps": priv["steps"],
-            "sparse_end": config.sparse_end, "end_epoch": config.resolved_end_epoch(),
+            "sparse_end": config.sparse_end, "upper_bound": config.upper_bound,
+            "end_epoch": config.resolved_end_epoch(),
             "suppression steps": f"{schedule.start_step}..{schedule.end_step}, {schedule.mask_times} operations"
             + (", then masks held (no operation after end_epoch)" if schedule.stop_after_end else ""),
         },

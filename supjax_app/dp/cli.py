@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--end-epoch", type=int_arg, default=None, metavar="E",
                    help="last epoch of suppression, in [start epoch, --epochs] (default --epochs); the epochs "
                         "after it train with the masks held, no more suppress operations")
+    g.add_argument("--upper-bound", type=float_arg, default=None, metavar="U",
+                   help=f"largest |w| suppression keeps in every layer, > 0 (kept weights are clipped to it at "
+                        f"each operation; default {d.upper_bound}, MindArmour's)")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
 
@@ -80,7 +83,8 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         train_size=pick(args.train_size, "train_size"), test_size=pick(args.test_size, "test_size"),
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         clip=args.clip, epsilon=args.epsilon, noise_multiplier=args.noise_multiplier, delta=args.delta,
-        activation=args.activation or d.activation, sparse_end=args.sparse_end, start_epoch=args.start_epoch,
+        activation=args.activation or d.activation, sparse_end=args.sparse_end,
+        upper_bound=d.upper_bound if args.upper_bound is None else args.upper_bound, start_epoch=args.start_epoch,
         end_epoch=args.end_epoch, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
     )
     config.validate()

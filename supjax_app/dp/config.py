@@ -54,6 +54,8 @@ class DPConfig:
     ``end_epoch``: last epoch of the suppression window, in [start epoch, ``epochs``]; ``None``
     means ``epochs``. With ``end_epoch < epochs`` the epochs after it train with the masks held
     (no more suppress operations, see :meth:`schedule`).
+    ``upper_bound``: every suppressed layer's :attr:`supjax.LayerRule.upper_bound` (kept weights are
+    clipped to it at each operation; MindArmour's default 1.2).
     ``delta`` of ``None`` is ``1 / n`` rounded down to a power of ten. ``reference_lr`` and
     ``reference_batch_size`` are the non-private dense run's (plain SGD with momentum).
 
@@ -77,6 +79,7 @@ class DPConfig:
     delta: float | None = None
     activation: str = "tanh"
     sparse_end: float = 0.95
+    upper_bound: float = 1.20
     start_epoch: int | None = None
     end_epoch: int | None = None
     mask_times: int | None = None
@@ -104,6 +107,7 @@ class DPConfig:
         _real("--clip", self.clip, lambda v: v > 0, "a number > 0")
         _real("--lr", self.lr, lambda v: 0 < v <= 100, "a number in (0, 100]")
         _real("--momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
+        _real("--upper-bound", self.upper_bound, lambda v: v > 0, "a number > 0")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         self.suppression().validate()  # --epochs, --sparse-end, --start-epoch, --mask-times, --seed
