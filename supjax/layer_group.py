@@ -2,7 +2,7 @@
 
 The per-layer operation (:func:`supjax.operation.run_layer`) compiles its selection and rule
 kernels once per layer; here the layers of one dtype share one set (:mod:`supjax.segments`):
-the selection has one histogram row per layer, the rules read each element's layer's
+the selection searches all layers in one loop, the rules read each element's layer's
 numbers. The same rules (:func:`supjax.layer_operation.rule_moves`) give the per-layer
 results bit for bit, for the exact and the default large path (not MindArmour's large-layer
 path of ``reference_parity``, which stays per layer). Measured on LeNet5's train step: the
@@ -80,7 +80,6 @@ class LayerGroup:
 
     def __init__(self, segments: Segments):
         self.segments = segments
-        self.ids = segments.ids()
 
     def count(self, mask: jax.Array) -> jax.Array:
         return self.segments.sums(mask)
@@ -89,15 +88,10 @@ class LayerGroup:
         return self.segments.spread(per_layer)
 
     def first(self, flags: jax.Array, budget: jax.Array) -> jax.Array:
-        """The first ``budget`` set ``flags`` of each layer; the selection runs only when a
-        layer has more than its budget (ties are rare)."""
-        total = self.count(flags)
-        return jax.lax.cond(
-            jnp.all(total <= budget),
-            lambda f: f,
-            lambda f: segment_first_in_order(f, self.ids, self.segments, budget),
-            flags,
-        )
+        """The first ``budget`` set ``flags`` of each layer (always run: a ``lax.cond`` that
+        skipped it when no layer has more ties than its budget compiled 0.16 s slower for
+        LeNet5, it keeps ``flags`` out of the surrounding fusions)."""
+        return segment_first_in_order(flags, self.segments, budget)
 
 
 def _switches(plans: Sequence[Any], group: LayerGroup, dtype: Any) -> RuleSwitches:
@@ -183,7 +177,7 @@ def group_operation(
 
     a, a_bits = magnitude(w)
     prev = ~keep
-    thd_bits = segment_kth_smallest_bits(a_bits, group.ids, segments, safe_stop, 8 * dtype.itemsize - 1)
+    thd_bits = segment_kth_smallest_bits(a_bits, segments, safe_stop, 8 * dtype.itemsize - 1)
     thd = jax.lax.bitcast_convert_type(thd_bits, dtype)
     thd_bits_e = group.spread(thd_bits)
     suppressed = prev | _newly_suppressed(a_bits, prev, thd_bits_e, safe_stop, None, False, layout=group)

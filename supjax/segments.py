@@ -4,9 +4,10 @@ Compiling an operation costs XLA roughly the same for a 150-weight layer as for 
 48000-weight one: the kernels are what cost, not the elements. Run per layer, the suppress
 operation compiles one set of selection and rule kernels per layer (LeNet5: five). Laid end
 to end in one vector, the layers share one set: each element knows its layer (its
-*segment*), per-layer numbers are gathered by segment, and the k-th smallest of every
-segment comes out of one radix select whose histograms have one row per segment. The
-results are the per-layer ones bit for bit (the k-th smallest value of a layer is one
+*segment*), per-layer numbers are spread over their segments, and the k-th smallest of
+every segment comes out of one binary search on its bits, run for all segments in one loop
+(its body compiles once; a radix select compiled a histogram and a bucket search per digit).
+The results are the per-layer ones bit for bit (the k-th smallest value of a layer is one
 number, whichever way it is found).
 
 Concatenating gathers a layer sharded over devices: callers keep sharded layers apart
@@ -19,21 +20,20 @@ Concatenating gathers a layer sharded over devices: callers keep sharded layers 
 >>> flat.tolist(), seg.ids().tolist()
 ([4.0, 1.0, 3.0, 2.0, 9.0, 7.0, 8.0], [0, 0, 0, 0, 1, 1, 1])
 >>> bits = flat.view(jnp.uint32)
->>> kth = segment_kth_smallest_bits(bits, seg.ids(), seg, jnp.array([2, 3]), value_bits=31)
+>>> kth = segment_kth_smallest_bits(bits, seg, jnp.array([2, 3]), value_bits=31)
 >>> kth.view(jnp.float32).tolist()
 [2.0, 9.0]
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from supjax.kth_smallest import _digit_widths, _pick_bucket, _scatter_histogram
 
 __all__ = [
     "Segments",
@@ -41,9 +41,8 @@ __all__ = [
     "segment_kth_smallest_bits",
 ]
 
-#: Bins of one histogram round over all segments are kept at most this many: the digit
-#: narrows as layers are added (16 bits up to 16 layers, then fewer, never below 8).
-_MAX_BINS = 1 << 20
+#: Width of the rows :func:`segment_kth_smallest_bits` counts in (LeNet5's 61470 weights: 122 rows, 1.6 % padding).
+_ROW_WIDTH = 512
 
 
 class Segments(NamedTuple):
@@ -109,6 +108,24 @@ class Segments(NamedTuple):
             for o, n, s in zip(self.offsets, self.sizes, self.shapes)
         )
 
+    def rows(self, flat: jax.Array, width: int, fill: Any) -> tuple[jax.Array, np.ndarray]:
+        """The flat vector as rows of ``width``: each segment starts a row, its last row is
+        padded with ``fill``. Returns the ``(rows, width)`` matrix and each row's segment.
+
+        >>> import jax.numpy as jnp
+        >>> from supjax.segments import Segments
+        >>> m, seg = Segments(((3,), (2,))).rows(jnp.arange(5), 2, fill=-1)
+        >>> m.tolist(), seg.tolist()
+        ([[0, 1], [2, -1], [3, 4]], [0, 0, 1])
+        """
+        pieces, row_segment = [], []
+        for s, (offset, size) in enumerate(zip(self.offsets, self.sizes)):
+            count = -(-size // width)
+            piece = lax.slice_in_dim(flat, offset, offset + size)
+            pieces.append(jnp.pad(piece, (0, count * width - size), constant_values=jnp.asarray(fill, flat.dtype)))
+            row_segment += [s] * count
+        return jnp.concatenate(pieces).reshape(-1, width), np.asarray(row_segment, np.int32)
+
     def sums(self, flags: jax.Array) -> jax.Array:
         """int32 count of set ``flags`` per segment (one scatter-add by segment id; one
         reduction per segment's slice ran faster but compiled 0.4 s slower for LeNet5).
@@ -122,55 +139,52 @@ class Segments(NamedTuple):
                                    indices_are_sorted=True)
 
 
-def segment_kth_smallest_bits(
-    bits: jax.Array, ids: jax.Array, segments: Segments, k: jax.Array, value_bits: int
-) -> jax.Array:
+def segment_kth_smallest_bits(bits: jax.Array, segments: Segments, k: jax.Array, value_bits: int) -> jax.Array:
     """Per segment, the ``k[s]``-th smallest (1-based, clipped to ``[1, size]``) of unsigned ``bits``.
 
-    One radix select for all segments: each round scatters every element into its segment's
-    row of one histogram and picks each row's bucket. Only the low ``value_bits`` bits of
-    ``bits`` may be set. Equals :func:`supjax.kth_smallest.kth_smallest` run on each segment.
+    A binary search on the answer's bits, the most significant first, for all segments at
+    once: bit ``b`` of segment ``s``'s answer is set when fewer than ``k[s]`` of its elements
+    lie below the answer so far with bit ``b`` set. One loop body (a compare and a per-segment
+    count) runs ``value_bits`` times: it compiles once, where a radix select compiles a
+    histogram and a bucket search per digit. Only the low ``value_bits`` bits of ``bits`` may
+    be set. Equals :func:`supjax.kth_smallest.kth_smallest` run on each segment.
     """
     num = len(segments.shapes)
     sizes = jnp.asarray(segments.sizes, jnp.int32)
     k = jnp.clip(jnp.asarray(k, jnp.int32), 1, sizes)
-    max_width = max(8, min(16, (_MAX_BINS // num).bit_length() - 1))
-    widths = _digit_widths(value_bits, max_width)
-    prefix = jnp.zeros(num, bits.dtype)
-    shift = sum(widths)
-    for round_index, width in enumerate(widths):
-        shift -= width
-        bins = 1 << width
-        index = ids * bins + ((bits >> shift) & jnp.asarray(bins - 1, bits.dtype)).astype(jnp.int32)
-        mode = lax.GatherScatterMode.PROMISE_IN_BOUNDS
-        if round_index > 0:
-            matches = (bits >> (shift + width)) == segments.spread(prefix)
-            index = jnp.where(matches, index, num * bins)  # out of range: dropped
-            mode = lax.GatherScatterMode.FILL_OR_DROP
-        histogram = _scatter_histogram(index, num * bins, mode).reshape(num, bins)
-        digit, k = jax.vmap(_pick_bucket)(histogram, k)
-        prefix = (prefix << width) | digit.astype(bits.dtype)
-    return prefix
+    one = jnp.ones((), bits.dtype)
+
+    rows, row_segment = segments.rows(bits, _ROW_WIDTH, fill=np.array(np.iinfo(bits.dtype).max, bits.dtype))
+    in_segment = jnp.asarray(row_segment[:, None] == np.arange(num)[None, :], jnp.int32)  # rows x segments
+
+    def set_bit_if_room(i: jax.Array, answer: jax.Array) -> jax.Array:
+        trial = answer | (one << (value_bits - 1 - i).astype(bits.dtype))
+        below_per_row = jnp.sum(rows < trial[row_segment][:, None], axis=1, dtype=jnp.int32)
+        below = below_per_row @ in_segment
+        return jnp.where(below < k, trial, answer)
+
+    return lax.fori_loop(0, value_bits, set_bit_if_room, jnp.zeros(num, bits.dtype))
 
 
-def segment_first_in_order(flags: jax.Array, ids: jax.Array, segments: Segments, k: jax.Array) -> jax.Array:
+def segment_first_in_order(flags: jax.Array, segments: Segments, k: jax.Array) -> jax.Array:
     """``flags`` with only the first ``k[s]`` set positions of each segment ``s`` left set.
 
     Equals :func:`supjax.kth_smallest.first_in_order` run on each segment (``k <= 0`` clears
-    a segment). One stable sort by (segment, unset) ranks the set positions of each segment
-    in index order: it compiles in about half the time of a radix select over the indices
-    but runs about ten times slower (14 ms against 1.3 ms for LeNet5's 61470 weights), and
-    callers run it only when a layer has more ties than its budget.
+    a segment): the ``k[s]``-th smallest position among the set ones of each segment
+    (:func:`segment_kth_smallest_bits` over the positions, unset ones ranked last) is the last
+    one kept.
 
     >>> import jax.numpy as jnp
     >>> from supjax.segments import Segments, segment_first_in_order
     >>> seg = Segments(((3,), (2,)))
     >>> flags = jnp.array([True, False, True, True, True])
-    >>> segment_first_in_order(flags, seg.ids(), seg, jnp.array([1, 5])).tolist()
+    >>> segment_first_in_order(flags, seg, jnp.array([1, 5])).tolist()
     [True, False, False, True, True]
     """
-    iota = lax.iota(jnp.int32, segments.total)
-    _, _, order = lax.sort((ids, (~flags).astype(jnp.uint8), iota), num_keys=2, is_stable=True)
-    position = jnp.zeros(segments.total, jnp.int32).at[order].set(iota, unique_indices=True)
-    rank = position - segments.spread(jnp.asarray(segments.offsets, jnp.int32))  # set first, in index order
-    return flags & (rank < segments.spread(jnp.asarray(k, jnp.int32)))
+    k = jnp.asarray(k, jnp.int32)
+    local = (lax.iota(jnp.int32, segments.total)
+             - segments.spread(jnp.asarray(segments.offsets, jnp.int32))).astype(jnp.uint32)
+    sizes = segments.spread(jnp.asarray(segments.sizes, jnp.uint32))
+    keyed = jnp.where(flags, local, sizes)  # unset positions rank after every set one
+    last = segment_kth_smallest_bits(keyed, segments, k, value_bits=max(1, max(segments.sizes).bit_length()))
+    return flags & (local <= segments.spread(last)) & segments.spread(k > 0)
