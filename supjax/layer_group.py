@@ -41,7 +41,7 @@ from supjax.layer_operation import (
     magnitude,
     rule_moves,
 )
-from supjax.segments import Segments, segment_first_in_order, segment_kth_smallest_bits
+from supjax.segments import Segments, segment_first_ties, segment_kth_smallest_bits
 
 __all__ = [
     "GroupOutcome",
@@ -87,11 +87,9 @@ class LayerGroup:
     def spread(self, per_layer: jax.Array) -> jax.Array:
         return self.segments.spread(per_layer)
 
-    def first(self, flags: jax.Array, budget: jax.Array) -> jax.Array:
-        """The first ``budget`` set ``flags`` of each layer (always run: a ``lax.cond`` that
-        skipped it when no layer has more ties than its budget compiled 0.16 s slower for
-        LeNet5, it keeps ``flags`` out of the surrounding fusions)."""
-        return segment_first_in_order(flags, self.segments, budget)
+    def first_ties(self, before: jax.Array, ties: jax.Array, stop: jax.Array) -> jax.Array:
+        """The first ``stop - count(before)`` ``ties`` of each layer (one search, no count)."""
+        return segment_first_ties(before, ties, self.segments, stop)
 
 
 def _switches(plans: Sequence[Any], group: LayerGroup, dtype: Any) -> RuleSwitches:

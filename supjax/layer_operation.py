@@ -211,6 +211,10 @@ class _OneLayer:
     def first(flags: jax.Array, budget: jax.Array) -> jax.Array:
         return _first_in_order(flags, budget)
 
+    def first_ties(self, before: jax.Array, ties: jax.Array, stop: jax.Array) -> jax.Array:
+        """The first ``stop - count(before)`` set ``ties`` in index order."""
+        return self.first(ties, stop - self.count(before))
+
 
 ONE_LAYER = _OneLayer()
 
@@ -228,8 +232,7 @@ def _newly_suppressed(a, prev, thd, stop, limit, parity: bool, layout: Any = ONE
         return low & layout.first(prev | low, limit) & ~prev
     below = (a < thd) & ~prev
     ties = (a == thd) & ~prev
-    budget = stop - layout.count(prev | below)
-    return below | layout.first(ties, budget)
+    return below | layout.first_ties(prev | below, ties, stop)
 
 
 def _sign_of(w: jax.Array) -> jax.Array:

@@ -37,7 +37,7 @@ from jax import lax
 
 __all__ = [
     "Segments",
-    "segment_first_in_order",
+    "segment_first_ties",
     "segment_kth_smallest_bits",
 ]
 
@@ -166,25 +166,26 @@ def segment_kth_smallest_bits(bits: jax.Array, segments: Segments, k: jax.Array,
     return lax.fori_loop(0, value_bits, set_bit_if_room, jnp.zeros(num, bits.dtype))
 
 
-def segment_first_in_order(flags: jax.Array, segments: Segments, k: jax.Array) -> jax.Array:
-    """``flags`` with only the first ``k[s]`` set positions of each segment ``s`` left set.
+def segment_first_ties(before: jax.Array, ties: jax.Array, segments: Segments, stop: jax.Array) -> jax.Array:
+    """``ties`` with only the first ``stop[s] - count(before in s)`` of each segment ``s`` left
+    set (in index order; none when ``before`` already holds ``stop[s]``, all when there are
+    fewer). ``before`` and ``ties`` must not overlap.
 
-    Equals :func:`supjax.kth_smallest.first_in_order` run on each segment (``k <= 0`` clears
-    a segment): the ``k[s]``-th smallest position among the set ones of each segment
-    (:func:`segment_kth_smallest_bits` over the positions, unset ones ranked last) is the last
-    one kept.
+    One search, no count: ranked by ``0`` for ``before``, ``1 + position`` for ``ties`` and
+    ``size + 1`` for the rest, the ``stop[s]``-th smallest rank of a segment is one past its
+    last tie kept (0: none; ``size + 1``: all of them).
 
     >>> import jax.numpy as jnp
-    >>> from supjax.segments import Segments, segment_first_in_order
-    >>> seg = Segments(((3,), (2,)))
-    >>> flags = jnp.array([True, False, True, True, True])
-    >>> segment_first_in_order(flags, seg, jnp.array([1, 5])).tolist()
-    [True, False, False, True, True]
+    >>> from supjax.segments import Segments, segment_first_ties
+    >>> seg = Segments(((4,), (3,)))
+    >>> before = jnp.array([True, False, False, False, False, False, False])
+    >>> ties = jnp.array([False, True, True, True, True, False, True])
+    >>> segment_first_ties(before, ties, seg, jnp.array([3, 3])).tolist()
+    [False, True, True, False, True, False, True]
     """
-    k = jnp.asarray(k, jnp.int32)
     local = (lax.iota(jnp.int32, segments.total)
              - segments.spread(jnp.asarray(segments.offsets, jnp.int32))).astype(jnp.uint32)
-    sizes = segments.spread(jnp.asarray(segments.sizes, jnp.uint32))
-    keyed = jnp.where(flags, local, sizes)  # unset positions rank after every set one
-    last = segment_kth_smallest_bits(keyed, segments, k, value_bits=max(1, max(segments.sizes).bit_length()))
-    return flags & (local <= segments.spread(last)) & segments.spread(k > 0)
+    largest = max(segments.sizes) + 1
+    rank = jnp.where(before, jnp.uint32(0), jnp.where(ties, local + 1, jnp.uint32(largest)))
+    last = segment_kth_smallest_bits(rank, segments, stop, value_bits=largest.bit_length())
+    return ties & (local + 1 <= segments.spread(last))

@@ -20,7 +20,7 @@ from supjax.engine import plan_layers, suppress_operation
 from supjax.kth_smallest import first_in_order
 from supjax.layers import SelectedLayer
 from supjax.operation import group_layers
-from supjax.segments import Segments, segment_first_in_order, segment_kth_smallest_bits
+from supjax.segments import Segments, segment_first_ties, segment_kth_smallest_bits
 
 
 def _bits(x) -> np.ndarray:
@@ -138,13 +138,17 @@ def test_segment_kth_smallest_matches_numpy(sizes, seed):
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.integers(1, 200), min_size=1, max_size=5), st.integers(0, 2**32 - 1))
-def test_segment_first_in_order_matches_per_layer(sizes, seed):
+def test_segment_first_ties_matches_per_layer(sizes, seed):
+    """Each segment keeps its first stop - count(before) ties, as first_in_order on each layer."""
     rng = np.random.default_rng(seed)
     seg = Segments(tuple((n,) for n in sizes))
-    flags = [rng.random(n) < rng.random() for n in sizes]
-    k = [int(rng.integers(-1, n + 2)) for n in sizes]
-    got = segment_first_in_order(seg.concat([jnp.asarray(f) for f in flags]), seg, jnp.asarray(k))
-    want = np.concatenate([np.asarray(first_in_order(jnp.asarray(f), kk)) for f, kk in zip(flags, k)])
+    before = [rng.random(n) < rng.random() for n in sizes]
+    ties = [(rng.random(n) < rng.random()) & ~b for n, b in zip(sizes, before)]
+    stop = [int(rng.integers(1, n + 1)) for n in sizes]
+    got = segment_first_ties(seg.concat([jnp.asarray(b) for b in before]), seg.concat([jnp.asarray(t) for t in ties]),
+                             seg, jnp.asarray(stop))
+    want = np.concatenate([np.asarray(first_in_order(jnp.asarray(t), s - int(b.sum())))
+                           for b, t, s in zip(before, ties, stop)])
     np.testing.assert_array_equal(np.asarray(got), want)
 
 
