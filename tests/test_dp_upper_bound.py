@@ -36,8 +36,13 @@ def test_upper_bound_needs_dp(capsys):
     assert "--upper-bound needs --dp" in capsys.readouterr().err
 
 
-def test_default_is_mindarmours_bound():
-    assert DPConfig().upper_bound == 1.2 == supjax.LayerRule("w").upper_bound
+def test_default_is_the_chosen_candidates_and_rules_keep_mindarmours():
+    from supjax_app.dp.select import FIELDS, GRID
+
+    chosen = dict(zip(FIELDS, GRID["J"]))  # the best validation accuracy (docs/dp-fashion-mnist)
+    d = DPConfig()
+    assert {f: getattr(d, f if f != "end_epoch" else "epochs") for f in FIELDS} == {**chosen, "end_epoch": 10}
+    assert supjax.LayerRule("w").upper_bound == 1.2  # the library keeps MindArmour's default
 
 
 def test_upper_bound_reaches_every_rule_of_the_suppressed_model(monkeypatch):

@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "after it train with the masks held, no more suppress operations")
     g.add_argument("--upper-bound", type=float_arg, default=None, metavar="U",
                    help=f"largest |w| suppression keeps in every layer, > 0 (kept weights are clipped to it at "
-                        f"each operation; default {d.upper_bound}, MindArmour's)")
+                        f"each operation; default {d.upper_bound}, chosen on validation; MindArmour's is 1.2)")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
 

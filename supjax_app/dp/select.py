@@ -49,7 +49,8 @@ MODEL = "dp_suppressed"
 #: to A's up to epoch 8 (the bound bit only in the last two epochs: 79.77 % against 78.74 %), so I was
 #: dropped before it ran and J to L were fixed (while H ran, before its result): more steps at the same
 #: epochs (batch 512, at the same lr/batch (J) or the same lr (K)) and 12 epochs (L, the most the
-#: 30-minute full run allows), all at G's bound.
+#: 30-minute full run allows), all at G's bound. J scored best of all (81.07 %; K 81.04 %, L 80.36 %,
+#: G = H 79.77 %, A 78.74 %) and gives ``supjax train --dp``'s defaults.
 GRID: dict[str, tuple[int, int, float, float, int, float]] = {
     "A": (10, 1024, 4.0, 0.1, 10, 1.2),
     "B": (10, 1024, 4.0, 0.1, 7, 1.2),
