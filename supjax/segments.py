@@ -122,7 +122,7 @@ class Segments(NamedTuple):
         for s, (offset, size) in enumerate(zip(self.offsets, self.sizes)):
             count = -(-size // width)
             piece = lax.slice_in_dim(flat, offset, offset + size)
-            pieces.append(jnp.pad(piece, (0, count * width - size), constant_values=jnp.asarray(fill, flat.dtype)))
+            pieces.append(jnp.pad(piece, (0, count * width - size), constant_values=np.asarray(fill, flat.dtype)))
             row_segment += [s] * count
         return jnp.concatenate(pieces).reshape(-1, width), np.asarray(row_segment, np.int32)
 
@@ -154,7 +154,7 @@ def segment_kth_smallest_bits(bits: jax.Array, segments: Segments, k: jax.Array,
     k = jnp.clip(jnp.asarray(k, jnp.int32), 1, sizes)
     one = jnp.ones((), bits.dtype)
 
-    rows, row_segment = segments.rows(bits, _ROW_WIDTH, fill=np.array(np.iinfo(bits.dtype).max, bits.dtype))
+    rows, row_segment = segments.rows(bits, _ROW_WIDTH, fill=np.iinfo(bits.dtype).max)
     in_segment = jnp.asarray(row_segment[:, None] == np.arange(num)[None, :], jnp.int32)  # rows x segments
 
     def set_bit_if_room(i: jax.Array, answer: jax.Array) -> jax.Array:

@@ -136,7 +136,7 @@ def lenet5_features(model: LeNet5, params: Any, x: jnp.ndarray) -> jnp.ndarray:
     return model.apply({"params": params}, x, method=LeNet5.features)
 
 
-def lenet5_rules(add_noise: Iterable[str] = (), upper_bound: float = 1.20) -> tuple[LayerRule, ...]:
+def lenet5_rules(add_noise: Iterable[str] = (), upper_bound: float = LayerRule.upper_bound) -> tuple[LayerRule, ...]:
     """The tutorial's five :class:`~supjax.LayerRule` for :class:`LeNet5`.
 
     ``add_noise`` names layers (``"conv1"`` or ``"conv1/kernel"``) whose ``is_add_noise``

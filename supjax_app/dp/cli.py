@@ -84,7 +84,7 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         clip=args.clip, epsilon=args.epsilon, noise_multiplier=args.noise_multiplier, delta=args.delta,
         activation=args.activation or d.activation, sparse_end=args.sparse_end,
-        upper_bound=d.upper_bound if args.upper_bound is None else args.upper_bound, start_epoch=args.start_epoch,
+        upper_bound=pick(args.upper_bound, "upper_bound"), start_epoch=args.start_epoch,
         end_epoch=args.end_epoch, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
     )
     config.validate()
