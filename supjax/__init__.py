@@ -15,6 +15,7 @@ the schedule's bookkeeping) are behind the door :mod:`supjax.engine`.
 
 from supjax.export import ExportReport, LayerSize, export_sparse
 from supjax.layers import LayerRule
+from supjax.masks import keep_mask_tree
 from supjax.reports import (
     LayerSparsity,
     SparsityMetrics,
@@ -40,6 +41,7 @@ __all__ = [
     "export_sparse",
     "find_suppress_state",
     "format_report",
+    "keep_mask_tree",
     "mask_sparsity",
     "sparsity_metrics",
     "sparsity_report",

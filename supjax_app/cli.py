@@ -241,7 +241,8 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
         from supjax_app.dp.cli import run as run_dp
 
         return run_dp(args, train_parser.error)
-    for option in ("epsilon", "noise_multiplier", "delta", "activation", "end_epoch", "upper_bound"):
+    for option in ("epsilon", "noise_multiplier", "delta", "activation", "end_epoch", "upper_bound",
+                   "masked_clipping"):
         if getattr(args, option) is not None:
             train_parser.error(f"--{option.replace('_', '-')} needs --dp")
     try:

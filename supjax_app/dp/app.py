@@ -38,7 +38,7 @@ import supjax
 from supjax_app.dp.accounting import PLD_MIN_NOISE, epsilons, noise_multiplier_for_epsilon
 from supjax_app.dp.config import DPConfig
 from supjax_app.dp.report import MODELS, model_size, write_markdown
-from supjax_app.dp.train import dp_optimizer, train_dp
+from supjax_app.dp.train import dp_optimizer, suppressed_clipping, train_dp
 from supjax_app.models import init_params, lenet5_for, lenet5_rules
 from supjax_app.train.loop import fit, init_state, make_predict, make_train_step
 
@@ -110,8 +110,10 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
         elif name in ("dp_dense", "dp_suppressed"):
             tx = dp_optimizer(config.lr, config.momentum, config.clip, priv["noise_multiplier"], config.batch_size,
                               config.seed, rules=rules if name == "dp_suppressed" else None, schedule=schedule)
+            grad_mask = suppressed_clipping(rules) if name == "dp_suppressed" and config.masked_clipping else None
             params, opt_state, info = train_dp(apply, params0, tx, x_train, y_train, epochs=config.epochs,
-                                               batch_size=config.batch_size, seed=config.seed, log=log, label=name)
+                                               batch_size=config.batch_size, seed=config.seed, log=log, label=name,
+                                               grad_mask=grad_mask)
             eps = priv["epsilon"]
             if name == "dp_suppressed":  # the library's export: suppressed kernels as BCOO
                 exported = supjax.export_sparse(params, opt_state, rules)[1]
@@ -151,6 +153,13 @@ def _notes(config: DPConfig, priv: dict[str, Any]) -> list[str]:
         "Post-processing: supjax.suppress reads only the privatised, aggregated DP-SGD update, the "
         "parameters and its own state, never the data; so chain(<DP-SGD>, supjax.suppress(...)) releases "
         "a function of the DP-SGD output and keeps its (ε, δ).",
+        ("Masked clipping (DP + suppressed): each per-example gradient is multiplied by the suppression "
+         "keep-masks before it is clipped, so the clipping norm goes to the kept weights only. The masks "
+         "depend only on earlier privatised updates and the public schedule, so every step is still a "
+         "Gaussian mechanism of sensitivity clip with the same noise: the same ε."
+         if config.masked_clipping else
+         "Clipping (DP + suppressed): on the whole per-example gradient, suppressed coordinates included "
+         "(--masked-clipping clips the kept ones only)."),
         f"Sampling: Poisson (each example joins a step independently with probability q = "
         f"{priv['sampling_rate']:.5f}), padded to a fixed compiled shape and masked: the mechanism "
         "dp-accounting's PoissonSampledDpEvent accounts for (no shuffling approximation).",
@@ -202,6 +211,7 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
             "momentum": config.momentum, "clip": config.clip, "activation": config.activation,
             "noise multiplier": round(priv["noise_multiplier"], 4), "delta": priv["delta"], "steps": priv["steps"],
             "sparse_end": config.sparse_end, "upper_bound": config.upper_bound,
+            "masked_clipping": config.masked_clipping,
             "end_epoch": config.resolved_end_epoch(),
             "suppression steps": f"{schedule.start_step}..{schedule.end_step}, {schedule.mask_times} operations"
             + (", then masks held (no operation after end_epoch)" if schedule.stop_after_end else ""),

@@ -53,6 +53,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--upper-bound", type=float_arg, default=None, metavar="U",
                    help=f"largest |w| suppression keeps in every layer, > 0 (kept weights are clipped to it at "
                         f"each operation; default {d.upper_bound}, chosen on validation; MindArmour's is 1.2)")
+    g.add_argument("--masked-clipping", action=argparse.BooleanOptionalAction, default=None,
+                   help="DP + suppressed: multiply each per-example gradient by the suppression masks before "
+                        "clipping it, so the clipping norm goes to the kept weights only (the same ε: the masks "
+                        f"depend only on earlier privatised updates; default {'on' if d.masked_clipping else 'off'})")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
 
@@ -84,7 +88,8 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         clip=args.clip, epsilon=args.epsilon, noise_multiplier=args.noise_multiplier, delta=args.delta,
         activation=args.activation or d.activation, sparse_end=args.sparse_end,
-        upper_bound=pick(args.upper_bound, "upper_bound"), start_epoch=args.start_epoch,
+        upper_bound=pick(args.upper_bound, "upper_bound"),
+        masked_clipping=pick(args.masked_clipping, "masked_clipping"), start_epoch=args.start_epoch,
         end_epoch=args.end_epoch, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
     )
     config.validate()

@@ -55,6 +55,9 @@ class DPConfig:
     (no more suppress operations, see :meth:`schedule`).
     ``upper_bound``: every suppressed layer's :attr:`supjax.LayerRule.upper_bound` (kept weights are
     clipped to it at each operation; MindArmour's default is 1.2, which bound fc3 in candidate A).
+    ``masked_clipping``: DP + suppressed clips each per-example gradient after multiplying it by
+    the current keep-masks (:func:`~supjax_app.dp.train.suppressed_clipping`), so the clipping
+    norm is not spent on the weights suppression discards; the same ε.
     ``delta`` of ``None`` is ``1 / n`` rounded down to a power of ten. ``reference_lr`` and
     ``reference_batch_size`` are the non-private dense run's (plain SGD with momentum).
 
@@ -79,6 +82,7 @@ class DPConfig:
     activation: str = "tanh"
     sparse_end: float = 0.95
     upper_bound: float = 2.4
+    masked_clipping: bool = False
     start_epoch: int | None = None
     end_epoch: int | None = None
     mask_times: int | None = None
@@ -107,6 +111,8 @@ class DPConfig:
         _real("--lr", self.lr, lambda v: 0 < v <= 100, "a number in (0, 100]")
         _real("--momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _real("--upper-bound", self.upper_bound, lambda v: v > 0, "a number > 0")
+        if not isinstance(self.masked_clipping, bool):
+            raise TypeError(f"--masked-clipping must be True or False, got {self.masked_clipping!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         self.suppression().validate()  # --epochs, --sparse-end, --start-epoch, --mask-times, --seed

@@ -29,7 +29,9 @@ from supjax_app.dp.sgd import capacity, dp_aggregate, poisson_batch
 
 __all__ = [
     "dp_optimizer",
+    "GradMaskFn",
     "make_dp_step",
+    "suppressed_clipping",
     "train_dp",
 ]
 
@@ -55,12 +57,49 @@ def dp_optimizer(lr: float, momentum: float, clip: float, noise_multiplier: floa
     return optax.chain(*links)
 
 
-def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation) -> Callable:
+#: ``grad_mask(opt_state, params) -> tree``: a params-shaped tree of keep-masks (see :func:`suppressed_clipping`).
+GradMaskFn = Callable[[Any, Any], Any]
+
+
+def suppressed_clipping(rules: Sequence[supjax.LayerRule]) -> GradMaskFn:
+    """The ``grad_mask`` that clips only what suppression keeps: :func:`supjax.keep_mask_tree` of the state.
+
+    Each per-example gradient is multiplied by the current keep-masks before it is clipped, so the
+    clipping norm is spent on the kept weights only (the suppress transformation discards the rest
+    of the update anyway). The masks are a function of the earlier privatised updates and the
+    public schedule, never of the batch: each step is still a Gaussian mechanism of L2
+    sensitivity ``clip`` with the same noise, so the accountant's ε holds unchanged.
+
+    >>> rules = [supjax.LayerRule("w")]
+    >>> tx = dp_optimizer(0.1, 0.0, 1.0, 0.0, 1, seed=0, rules=rules, schedule=supjax.SuppressSchedule.from_steps(1, 9, 3))
+    >>> state = tx.init({"w": jnp.ones(2)})
+    >>> suppressed_clipping(rules)(state, {"w": jnp.ones(2)})["w"].tolist()  # nothing suppressed yet
+    [True, True]
+    """
+    rules = tuple(rules)
+
+    def grad_mask(opt_state: Any, params: Any) -> Any:
+        return supjax.keep_mask_tree(params, supjax.find_suppress_state(opt_state), rules)
+
+    return grad_mask
+
+
+def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation, grad_mask: GradMaskFn | None = None) -> Callable:
     """Jitted ``step(params, opt_state, x, y, mask) -> (params, opt_state, loss_sum)``.
 
     ``x, y`` hold the padded batch, ``mask`` marks the real rows; ``tx`` receives the
     per-example gradients (leading batch axis, padded rows zero). ``loss_sum`` is the
-    summed cross-entropy of the real rows (for progress logs).
+    summed cross-entropy of the real rows (for progress logs). ``grad_mask`` (for example
+    :func:`suppressed_clipping`) gives keep-masks, read from the optimizer state and the params
+    before the step: each per-example gradient is multiplied by them before ``tx`` clips it.
+
+    >>> tx = dp_optimizer(lr=1.0, momentum=0.0, clip=1.0, noise_multiplier=0.0, batch_size=1, seed=0)
+    >>> keep_first = lambda opt_state, params: jnp.array([[True, True], [False, False]])
+    >>> step = make_dp_step(lambda p, x: x.reshape(len(x), -1) @ p, tx, grad_mask=keep_first)
+    >>> p, _, _ = step(jnp.zeros((2, 2)), tx.init(jnp.zeros((2, 2))), jnp.array([[3.0, 4.0]]), jnp.array([0]),
+    ...                jnp.array([True]))
+    >>> [[round(float(v), 3) for v in row] for row in p]  # row 0's gradient (-1.5, 1.5) clipped on its own norm
+    [[0.707, -0.707], [0.0, 0.0]]
     """
 
     def example_loss(params: Any, x: jax.Array, y: jax.Array) -> jax.Array:
@@ -70,6 +109,9 @@ def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation) -> Callable:
         losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, 0, 0))(params, x, y)
         grads = jax.tree_util.tree_map(
             lambda g: jnp.where(mask.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0).astype(g.dtype), grads)
+        if grad_mask is not None:
+            grads = jax.tree_util.tree_map(lambda g, keep: jnp.where(keep, g, 0).astype(g.dtype),
+                                           grads, grad_mask(opt_state, params))
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, jnp.sum(jnp.where(mask, losses, 0.0))
 
@@ -78,10 +120,11 @@ def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation) -> Callable:
 
 def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: np.ndarray, y: np.ndarray,
              *, epochs: int, batch_size: int, seed: int, log: Callable[[str], None] | None = None,
-             label: str = "dp") -> tuple[Any, Any, dict[str, Any]]:
+             label: str = "dp", grad_mask: GradMaskFn | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Train ``epochs * (n // batch_size)`` Poisson-sampled DP-SGD steps; return ``(params, opt_state, info)``.
 
-    Step ``t``'s batch is :func:`~supjax_app.dp.sgd.poisson_batch` ``(n, batch_size, seed, t)``.
+    Step ``t``'s batch is :func:`~supjax_app.dp.sgd.poisson_batch` ``(n, batch_size, seed, t)``;
+    ``grad_mask`` is :func:`make_dp_step`'s.
     ``info`` has ``steps``, ``sampling_rate``, ``capacity``, ``overflows`` (batches that
     needed the larger shape), ``mean_batch``, ``seconds`` and the per-epoch mean ``train_loss``.
 
@@ -95,7 +138,7 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
     n = len(x)
     per_epoch = n // batch_size
     rows = capacity(n, batch_size)
-    step_fn = make_dp_step(apply, tx)
+    step_fn = make_dp_step(apply, tx, grad_mask)
     params = jax.tree_util.tree_map(jnp.array, params)
     opt_state = tx.init(params)
     overflows, examples, losses = 0, 0, []
