@@ -10,6 +10,7 @@ from supjax_app.bench.dp_step import measure_dp_step_ratio
 from supjax_app.bench.timing import Counts
 from supjax_app.cli import main
 from supjax_app.dp.accounting import default_delta, dpsgd_epsilon
+from supjax_app.dp.config import DPConfig
 
 
 @pytest.mark.parametrize("extra, option", [
@@ -92,6 +93,8 @@ def test_dp_quick_end_to_end(tmp_path):
     assert export["sparse_bytes"] == export["dense_bytes"] - saved < export["dense_bytes"] / 4
     assert [layer["kept"] for layer in export["layers"].values()][0] == 10  # conv1's min_num
     assert models["dp_dense"]["export_sparse"] is None
+    assert models["dp_suppressed"]["training"]["masked_clipping"] is DPConfig().masked_clipping
+    assert models["dp_dense"]["training"]["masked_clipping"] is False
     assert models["non_private_dense"]["test_accuracy"] > 0.5
     assert "| dp_suppressed |" in (out / "report.md").read_text()
 

@@ -114,6 +114,7 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
             params, opt_state, info = train_dp(apply, params0, tx, x_train, y_train, epochs=config.epochs,
                                                batch_size=config.batch_size, seed=config.seed, log=log, label=name,
                                                grad_mask=grad_mask)
+            info["masked_clipping"] = grad_mask is not None
             eps = priv["epsilon"]
             if name == "dp_suppressed":  # the library's export: suppressed kernels as BCOO
                 exported = supjax.export_sparse(params, opt_state, rules)[1]
