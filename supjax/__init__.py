@@ -3,7 +3,8 @@
 The user API: the transformations (:func:`suppress`, :func:`suppress_gradients`) with their
 state (:class:`SuppressState`, found in an optimizer state by :func:`find_suppress_state`),
 what they are built from (:class:`LayerRule`, :class:`SuppressSchedule`), the sparsity
-reports, and :func:`export_sparse` (the suppressed layers as sparse arrays, with their size). The parts an adapter assembles its own controller from (planning, the operation,
+reports, :func:`export_sparse` (the suppressed layers as sparse arrays, with their size) and
+:func:`keep_mask_tree` (the masks laid out like the params, for code that acts on gradients). The parts an adapter assembles its own controller from (planning, the operation,
 the schedule's bookkeeping) are behind the door :mod:`supjax.engine`.
 
 >>> import jax.numpy as jnp, optax, supjax

@@ -18,7 +18,7 @@ USER_API = {
     "LayerRule", "LayerSparsity", "SuppressSchedule", "SuppressState", "find_suppress_state",
     "format_report", "mask_sparsity", "sparsity_report", "suppress", "suppress_gradients",
     "SparsityMetrics", "sparsity_metrics", "ExportReport", "LayerSize", "export_sparse",
-    "weight_sparsity",
+    "weight_sparsity", "keep_mask_tree",
 }
 
 
