@@ -133,7 +133,7 @@ def test_masked_per_example_gradients_stay_within_clip():
 
 
 def test_masked_clipping_option():
-    assert DPConfig().masked_clipping is False
+    assert DPConfig().masked_clipping is True  # candidate P's, chosen on validation
     with pytest.raises(TypeError, match="--masked-clipping must be True or False"):
         DPConfig(masked_clipping=1).validate()
     parser = build_parser()
