@@ -361,10 +361,8 @@ def grouped_operation(
     outs: list[GroupOutcome] = []
     for m, seg, w, k in zip(groups.members, groups.segments, w_groups, keeps):
         if len(m) > 1:
-            # members in order take a slice (a gather by constant indices compiles a kernel)
-            take = ((lambda a: a[m[0]:m[-1] + 1]) if list(m) == list(range(m[0], m[-1] + 1))
-                    else (lambda a: a[np.asarray(m)]))
-            outs.append(group_operation([plans[i] for i in m], seg, w, k, take(stops), take(counts), [keys[i] for i in m]))
+            idx = np.asarray(m)
+            outs.append(group_operation([plans[i] for i in m], seg, w, k, stops[idx], counts[idx], [keys[i] for i in m]))
         else:
             (i,) = m
             run = run_layer(plans[i], w, k, stops[i], counts[i], keys[i], reference_parity)

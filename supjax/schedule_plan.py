@@ -39,16 +39,6 @@ __all__ = [
 
 #: Up to this many rows the lookup compares against every row (no loop in the program).
 _COMPARE_ALL_ROWS = 4096
-#: Windows of fewer steps than this look their row up in a per-step table (int32, at most
-#: 256 KiB): one fused read, where a search compiles three kernels of its own.
-_ROW_TABLE_STEPS = 1 << 16
-
-
-@functools.lru_cache(maxsize=32)
-def _row_table(offsets: bytes, all_steps: int) -> np.ndarray:
-    """For each step offset ``0 .. all_steps``: the last row whose offset is ``<=`` it (0 before the first)."""
-    rows = np.searchsorted(np.frombuffer(offsets, np.int32), np.arange(all_steps + 1), side="right") - 1
-    return np.maximum(rows, 0).astype(np.int32)
 
 
 def planned_operation_steps(schedule: SuppressSchedule) -> tuple[int, ...]:
@@ -160,11 +150,8 @@ def operation_targets(
     """
     offsets = jnp.asarray(tables.offsets)
     offset = jnp.clip(jnp.asarray(cur_step, jnp.int32) - start_step, 0, schedule.all_steps)
-    if schedule.all_steps < _ROW_TABLE_STEPS:
-        row = jnp.asarray(_row_table(np.asarray(tables.offsets, np.int32).tobytes(), schedule.all_steps))[offset]
-    else:
-        method = "compare_all" if len(tables.offsets) <= _COMPARE_ALL_ROWS else "scan"
-        row = jnp.clip(jnp.searchsorted(offsets, offset, side="right", method=method) - 1, 0)
+    method = "compare_all" if len(tables.offsets) <= _COMPARE_ALL_ROWS else "scan"
+    row = jnp.clip(jnp.searchsorted(offsets, offset, side="right", method=method) - 1, 0)
     planned = offsets[row] == offset
     # the fallback: next_sparsity and stop_count in float32
     frac = 1.0 - offset.astype(jnp.float32) / jnp.float32(schedule.all_steps)

@@ -79,26 +79,6 @@ def test_rows_equal_the_per_step_tables_bit_for_bit(schedule):
         assert stops.tolist() == steps.stops[row].tolist()
 
 
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=str)
-def test_row_table_and_search_find_the_same_rows(schedule, monkeypatch):
-    """Short windows read a per-step row table, long ones search the rows: the same targets at every step."""
-    import supjax.schedule_plan as plan
-
-    rows = operation_tables(schedule, (1280, 37), (-1, 10))
-    lookup = jax.jit(lambda cur, prev: operation_targets(schedule, rows, cur, schedule.start_step, prev))
-    steps = range(schedule.start_step - 2, schedule.end_step + 2 * schedule.min_gap)
-    table = [lookup(c, 0.1) for c in steps]
-    table_text = lookup.lower(schedule.start_step, 0.1).as_text()
-    monkeypatch.setattr(plan, "_ROW_TABLE_STEPS", 0)  # every window takes the search now
-    search = jax.jit(lambda cur, prev: operation_targets(schedule, rows, cur, schedule.start_step, prev))
-    for c, (target, stops) in zip(steps, table):
-        t2, s2 = search(c, 0.1)
-        assert float(t2) == float(target) and s2.tolist() == stops.tolist(), c
-    # the two paths were taken: a search reduces over the rows, the table is read once
-    assert "stablehlo.reduce" not in table_text
-    assert "stablehlo.reduce" in search.lower(schedule.start_step, 0.1).as_text()
-
-
 def test_unplanned_offset_uses_the_float32_formula():
     schedule = SuppressSchedule.from_steps(1, 10, 5, sparse_end=0.5)  # rows at offsets 1, 3, 5, 7, 9, 10
     rows = operation_tables(schedule, (100, 100), (-1, 80))
