@@ -14,11 +14,12 @@ from typing import Any, Sequence
 import jax
 import jax.numpy as jnp
 
-from supjax.layers import LayerRule, select_layers
+from supjax.layers import LayerRule, SelectedLayer, select_layers
 from supjax.state import SuppressState
 
 __all__ = [
     "keep_mask_tree",
+    "selected_for",
 ]
 
 
@@ -41,14 +42,25 @@ def keep_mask_tree(params: Any, state: SuppressState, layers: Sequence[LayerRule
     """
     if not isinstance(state, SuppressState):
         raise TypeError(f"state must be a SuppressState (see supjax.find_suppress_state), got {type(state).__name__}")
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    out: list[jax.Array] = [jnp.asarray(True) for _ in leaves]
+    for layer, mask in zip(selected_for(params, state, layers), state.keep_masks):
+        out[layer.leaf_index] = jnp.asarray(mask, bool)
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
+def selected_for(params: Any, state: SuppressState, layers: Sequence[LayerRule]) -> tuple[SelectedLayer, ...]:
+    """:func:`~supjax.layers.select_layers`, checked to select one layer per mask of ``state``.
+
+    >>> import jax.numpy as jnp
+    >>> from supjax import LayerRule, SuppressSchedule, suppress
+    >>> state = suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)).init({"w": jnp.ones(2)})
+    >>> [s.path for s in selected_for({"w": jnp.ones(2)}, state, [LayerRule("w")])]
+    ['w']
+    """
     selected = select_layers(params, layers)
     if len(selected) != len(state.keep_masks):
         raise ValueError(
             f"layers select {len(selected)} parameters but the state holds {len(state.keep_masks)} masks"
         )
-    leaves, treedef = jax.tree_util.tree_flatten(params)
-    out: list[jax.Array] = [jnp.asarray(True) for _ in leaves]
-    for layer, mask in zip(selected, state.keep_masks):
-        shape = jnp.shape(leaves[layer.leaf_index])
-        out[layer.leaf_index] = jnp.reshape(jnp.asarray(mask, bool), shape)
-    return jax.tree_util.tree_unflatten(treedef, out)
+    return selected

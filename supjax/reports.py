@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supjax.layers import LayerRule, select_layers
+from supjax.masks import selected_for
 from supjax.state import ZERO_THRESHOLD, SuppressState, zero_weights
 
 __all__ = [
@@ -106,11 +107,7 @@ def sparsity_metrics(params: Any, state: SuppressState, layers: Sequence[LayerRu
     >>> m.weight_zeros.tolist(), m.mask_zeros.tolist(), m.leaked.tolist(), float(m.target)
     ([2], [0], [0], 0.0)
     """
-    selected = select_layers(params, layers)
-    if len(selected) != len(state.keep_masks):
-        raise ValueError(
-            f"layers select {len(selected)} parameters but the state holds {len(state.keep_masks)} masks"
-        )
+    selected = selected_for(params, state, layers)
     leaves = jax.tree_util.tree_leaves(params)
 
     def per_layer(values: Sequence[jax.Array]) -> jax.Array:

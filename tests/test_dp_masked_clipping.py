@@ -110,15 +110,15 @@ def test_masked_per_example_gradients_stay_within_clip():
     def record_init(params):
         return (jnp.zeros(rows), jnp.zeros(rows), jnp.zeros(()))
 
+    params, inner_state = _suppressed_state(inner, _params())
+    dropped_coords = ~suppressed_clipping(RULES)(inner_state, params)["dense"]["kernel"]  # what the step reads
+
     def record_update(updates, state, params=None):
         clipped, before = clip_per_example(updates, clip)
-        dropped = jnp.where(suppressed_clipping(RULES)(state_of_inner[0], params)["dense"]["kernel"], 0.0,
-                            jnp.abs(updates["dense"]["kernel"])).sum()
+        dropped = jnp.where(dropped_coords, jnp.abs(updates["dense"]["kernel"]), 0.0).sum()
         return updates, (before, per_example_norms(clipped), dropped)
 
     tx = optax.chain(optax.GradientTransformation(record_init, record_update), inner)
-    params, inner_state = _suppressed_state(inner, _params())
-    state_of_inner = [inner_state]  # the masks the step reads (the same as tx's own copy below)
     state = (record_init(params), inner_state)
     grad_mask = lambda opt_state, p: suppressed_clipping(RULES)(opt_state[1], p)  # noqa: E731
     apply = lambda p, x: x @ p["dense"]["kernel"] + p["dense"]["bias"]  # noqa: E731

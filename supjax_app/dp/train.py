@@ -107,11 +107,11 @@ def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation, grad_mask: Gr
 
     def step(params, opt_state, x, y, mask):
         losses, grads = jax.vmap(jax.value_and_grad(example_loss), in_axes=(None, 0, 0))(params, x, y)
+        keeps = (jax.tree_util.tree_map(lambda _: True, params) if grad_mask is None
+                 else grad_mask(opt_state, params))
         grads = jax.tree_util.tree_map(
-            lambda g: jnp.where(mask.reshape((-1,) + (1,) * (g.ndim - 1)), g, 0).astype(g.dtype), grads)
-        if grad_mask is not None:
-            grads = jax.tree_util.tree_map(lambda g, keep: jnp.where(keep, g, 0).astype(g.dtype),
-                                           grads, grad_mask(opt_state, params))
+            lambda g, keep: jnp.where(mask.reshape((-1,) + (1,) * (g.ndim - 1)) & keep, g, 0).astype(g.dtype),
+            grads, keeps)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, jnp.sum(jnp.where(mask, losses, 0.0))
 
