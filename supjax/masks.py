@@ -54,6 +54,7 @@ def selected_for(params: Any, state: SuppressState, layers: Sequence[LayerRule])
 
     >>> import jax.numpy as jnp
     >>> from supjax import LayerRule, SuppressSchedule, suppress
+    >>> from supjax.masks import selected_for
     >>> state = suppress([LayerRule("w")], SuppressSchedule.from_steps(1, 9, 3)).init({"w": jnp.ones(2)})
     >>> [s.path for s in selected_for({"w": jnp.ones(2)}, state, [LayerRule("w")])]
     ['w']
