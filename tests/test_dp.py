@@ -14,7 +14,8 @@ import supjax
 from supjax_app.dp.accounting import default_delta, dpsgd_epsilon, epsilons
 from supjax_app.dp.app import privacy
 from supjax_app.dp.config import DPConfig
-from supjax_app.dp.sgd import capacity, clip_per_example, dp_aggregate, per_example_norms, poisson_batch
+from supjax_app.dp.sgd import (capacity, clip_factors, clip_per_example, clipped_sum, dp_aggregate, per_example_norms,
+                               poisson_batch)
 from supjax_app.dp.train import dp_optimizer, make_dp_step
 from supjax_app.models import init_params, lenet5_for
 
@@ -79,6 +80,29 @@ def test_real_lenet5_per_example_gradients_are_clipped():
     g0 = np.concatenate([np.ravel(leaf[0]) for leaf in jax.tree_util.tree_leaves(grads)])
     c0 = np.concatenate([np.ravel(leaf[0]) for leaf in jax.tree_util.tree_leaves(clipped)])
     np.testing.assert_allclose(c0, g0 * clip / float(before[0]), rtol=1e-4, atol=1e-9)
+
+
+def test_clipped_sum_is_the_sum_of_the_clipped_examples():
+    """The aggregate's one contraction equals clipping each example, then summing (hand check and LeNet5)."""
+    small = {"a": jnp.array([[3.0, 0.0], [0.03, 0.0]]), "b": jnp.array([[[4.0]], [[0.04]]])}
+    factors, norms = clip_factors(small, 1.0)
+    assert factors.tolist() == pytest.approx([0.2, 1.0]) and norms.tolist() == pytest.approx([5.0, 0.05])
+    total = clipped_sum(small, 1.0)
+    assert total["a"].tolist() == pytest.approx([0.63, 0.0]) and total["b"].ravel().tolist() == pytest.approx([0.84])
+    model = lenet5_for((8, 8, 1), 10, activation="tanh")
+    params = init_params(model, (8, 8, 1), seed=1)
+    x = jnp.asarray(np.random.default_rng(1).normal(size=(24, 8, 8, 1)).astype(np.float32))
+
+    def loss(p, xi, yi):
+        return optax.softmax_cross_entropy_with_integer_labels(model.apply({"params": p}, xi[None]), yi[None])[0]
+
+    grads = jax.vmap(jax.grad(loss), in_axes=(None, 0, 0))(params, x, jnp.arange(24) % 10)
+    clip = float(np.median(per_example_norms(grads)))  # half the examples clipped, half not
+    clipped, before = clip_per_example(grads, clip)
+    assert float(before.min()) < clip < float(before.max())
+    for got, want in zip(jax.tree_util.tree_leaves(jax.jit(clipped_sum, static_argnums=1)(grads, clip)),
+                         jax.tree_util.tree_leaves(clipped)):
+        np.testing.assert_allclose(got, np.sum(np.asarray(want, np.float64), axis=0), rtol=1e-4, atol=1e-7)
 
 
 def test_noise_std_is_noise_multiplier_times_clip_over_batch():

@@ -31,7 +31,9 @@ import optax
 __all__ = [
     "DPAggregateState",
     "capacity",
+    "clip_factors",
     "clip_per_example",
+    "clipped_sum",
     "dp_aggregate",
     "per_example_norms",
     "poisson_batch",
@@ -63,13 +65,40 @@ def clip_per_example(grads: Any, clip: float) -> tuple[Any, jax.Array]:
     >>> c["w"].tolist(), n.tolist()
     ([[3.0, 4.0]], [10.0])
     """
-    norms = per_example_norms(grads)
-    factor = jnp.minimum(1.0, clip / jnp.maximum(norms, _TINY))
+    factors, norms = clip_factors(grads, clip)
 
     def scale(g: jax.Array) -> jax.Array:
-        return g * factor.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype)
+        return g * factors.reshape((-1,) + (1,) * (g.ndim - 1)).astype(g.dtype)
 
     return jax.tree_util.tree_map(scale, grads), norms
+
+
+def clip_factors(grads: Any, clip: float) -> tuple[jax.Array, jax.Array]:
+    """Each example's clipping factor ``min(1, clip / norm)`` and its norm before, both ``(B,)``.
+
+    >>> import jax.numpy as jnp
+    >>> f, n = clip_factors({"w": jnp.array([[6.0, 8.0], [0.3, 0.4]])}, 5.0)
+    >>> f.tolist(), n.tolist()
+    ([0.5, 1.0], [10.0, 0.5])
+    """
+    norms = per_example_norms(grads)
+    return jnp.minimum(1.0, clip / jnp.maximum(norms, _TINY)), norms
+
+
+def clipped_sum(grads: Any, clip: float) -> Any:
+    """The sum over the batch of the per-example gradients clipped to L2 norm ``clip``.
+
+    Computed as one contraction of the clipping factors with each leaf (``tensordot`` over the
+    batch axis), never materialising the clipped copies: the same sum as
+    ``clip_per_example`` then ``sum(axis=0)``, and far faster on XLA's CPU backend, whose
+    plain reduction over a leading axis of a large leaf is slow.
+
+    >>> import jax.numpy as jnp
+    >>> clipped_sum({"w": jnp.array([[6.0, 8.0], [0.3, 0.4]])}, 5.0)["w"].tolist()
+    [3.299999952316284, 4.400000095367432]
+    """
+    factors, _ = clip_factors(grads, clip)
+    return jax.tree_util.tree_map(lambda g: jnp.tensordot(factors.astype(g.dtype), g, axes=1), grads)
 
 
 class DPAggregateState(NamedTuple):
@@ -115,11 +144,10 @@ def dp_aggregate(clip: float, noise_multiplier: float, expected_batch_size: floa
 
     def update(updates: Any, state: DPAggregateState, params: Any = None) -> tuple[Any, DPAggregateState]:
         del params
-        clipped, _ = clip_per_example(updates, clip)
-        leaves, treedef = jax.tree_util.tree_flatten(clipped)
+        leaves, treedef = jax.tree_util.tree_flatten(clipped_sum(updates, clip))
         key, step_key = jax.random.split(state.key)
         keys = jax.random.split(step_key, len(leaves))
-        noisy = [(jnp.sum(g, axis=0) + std * jax.random.normal(k, g.shape[1:], g.dtype)) / expected_batch_size
+        noisy = [(g + std * jax.random.normal(k, g.shape, g.dtype)) / expected_batch_size
                  for g, k in zip(leaves, keys)]
         return jax.tree_util.tree_unflatten(treedef, noisy), DPAggregateState(key=key)
 
