@@ -14,9 +14,9 @@ import supjax
 from supjax_app.dp.accounting import default_delta, dpsgd_epsilon, epsilons
 from supjax_app.dp.app import privacy
 from supjax_app.dp.config import DPConfig
-from supjax_app.dp.sgd import (capacity, clip_factors, clip_per_example, clipped_sum, dp_aggregate, per_example_norms,
-                               poisson_batch)
-from supjax_app.dp.train import dp_optimizer, make_dp_step
+from supjax_app.dp.sgd import (capacity, clip_factors, clip_per_example, clipped_sum, dp_aggregate, padded_rows,
+                               per_example_norms, poisson_batch, row_buckets)
+from supjax_app.dp.train import dp_optimizer, make_dp_step, train_dp
 from supjax_app.models import init_params, lenet5_for
 
 
@@ -190,6 +190,32 @@ def test_poisson_batches_have_rate_q_and_fixed_shape():
     assert np.mean(sizes) == pytest.approx(batch, rel=0.01)
     assert np.std(sizes) == pytest.approx(math.sqrt(n * q * (1 - q)), rel=0.15)  # binomial, not fixed
     assert hits.mean() == pytest.approx(200 * q, rel=0.01)
+
+
+def test_row_buckets_pad_each_batch_to_the_smallest_shape_that_holds_it():
+    """Two shapes for batch 512 of 60000: mean + 1 sd (84 % of batches) and the capacity; nothing dropped."""
+    buckets = row_buckets(60000, 512)
+    assert buckets == (536, 640)  # ceil8(512 + 22.5) and ceil8(512 + 5.5 * 22.5)
+    assert [padded_rows(c, buckets) for c in (0, 536, 537, 640, 641, 1281)] == [536, 536, 640, 640, 1280, 1920]
+    shapes, counts = [], []
+    for step in range(400):
+        idx, mask = poisson_batch(60000, 512, seed=3, step=step, rows=buckets)
+        shapes.append(len(idx))
+        counts.append(int(mask.sum()))
+        assert len(idx) == padded_rows(int(mask.sum()), buckets) and not mask[int(mask.sum()):].any()
+    small = np.mean(np.array(shapes) == 536)
+    assert set(shapes) == {536, 640} and 0.78 < small < 0.90  # Φ(1) = 0.84
+    assert np.mean(shapes) < 0.9 * 640
+    with pytest.raises(ValueError, match="rows"):
+        padded_rows(3, ())
+
+
+def test_train_dp_reports_its_buckets_and_rows():
+    tx = dp_optimizer(0.5, 0.0, 1.0, 0.5, 64, seed=0)
+    x, y = np.random.default_rng(0).normal(size=(1000, 2)).astype(np.float32), np.arange(1000) % 2
+    _, _, info = train_dp(lambda p, x: x @ p, jnp.zeros((2, 2)), tx, x, y, epochs=1, batch_size=64, seed=0)
+    assert info["row_buckets"] == list(row_buckets(1000, 64)) == [72, 112]
+    assert info["mean_batch"] < info["mean_rows"] < info["capacity"]
 
 
 def test_overflowing_batch_gets_a_larger_shape_not_truncated():

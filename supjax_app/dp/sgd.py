@@ -7,10 +7,10 @@ norm ``clip``; the clipped gradients are summed, Gaussian noise of standard devi
 batch size ``B`` (a constant, so the division is post-processing). This is the mechanism
 ``dp_accounting.PoissonSampledDpEvent(q, GaussianDpEvent(noise_multiplier))`` accounts for.
 
-The compiled step has a fixed batch shape: a sampled batch is padded to :func:`capacity` rows
-and a mask zeroes the padded rows' gradients (a zero gradient adds nothing to the sum). A batch
-larger than the capacity (probability below 1e-6 per step) is padded to a multiple of it
-instead — a second compiled shape, the same mechanism.
+The compiled step has a few fixed batch shapes (:func:`row_buckets`): a sampled batch is padded
+to the smallest that holds it and a mask zeroes the padded rows' gradients (a zero gradient adds
+nothing to the sum). A batch larger than the :func:`capacity` (probability below 1e-6 per step)
+is padded to a multiple of it instead — one more compiled shape, the same mechanism.
 
 >>> import jax.numpy as jnp
 >>> clipped, norms = clip_per_example({"w": jnp.array([[3.0, 4.0], [0.3, 0.4]])}, 1.0)
@@ -21,6 +21,7 @@ instead — a second compiled shape, the same mechanism.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -35,8 +36,10 @@ __all__ = [
     "clip_per_example",
     "clipped_sum",
     "dp_aggregate",
+    "padded_rows",
     "per_example_norms",
     "poisson_batch",
+    "row_buckets",
 ]
 
 # Smallest norm used as a divisor (a zero gradient is left as it is).
@@ -154,6 +157,11 @@ def dp_aggregate(clip: float, noise_multiplier: float, expected_batch_size: floa
     return optax.GradientTransformation(init, update)
 
 
+def _binomial_rows(n: int, batch_size: int, sds: float) -> int:
+    q = batch_size / n
+    return int(math.ceil((batch_size + sds * math.sqrt(batch_size * (1.0 - q))) / 8.0) * 8)
+
+
 def capacity(n: int, batch_size: int) -> int:
     """Compiled batch rows for Poisson batches of expected size ``batch_size`` out of ``n``.
 
@@ -163,12 +171,39 @@ def capacity(n: int, batch_size: int) -> int:
     >>> capacity(60000, 1024), capacity(100, 100)
     (1200, 104)
     """
-    q = batch_size / n
-    return int(math.ceil((batch_size + 5.5 * math.sqrt(batch_size * (1.0 - q))) / 8.0) * 8)
+    return _binomial_rows(n, batch_size, 5.5)
 
 
-def poisson_batch(n: int, batch_size: int, seed: int, step: int, rows: int) -> tuple[np.ndarray, np.ndarray]:
-    """Step ``step``'s Poisson batch: ``(indices, mask)``, padded to a multiple of ``rows``.
+def row_buckets(n: int, batch_size: int) -> tuple[int, ...]:
+    """The compiled batch shapes: the mean plus one binomial standard deviation, then :func:`capacity`.
+
+    Each step's batch is padded to the smallest that holds it. About 84 % of batches fit the
+    first, so the step computes about 14 % fewer rows than with the capacity alone (for batch
+    512 of 60000: 550 rows on average instead of 640). Padded rows add zero to the sum, so the
+    shape changes how much is computed, never the update: the mechanism and its ε are the same.
+
+    >>> row_buckets(60000, 512), row_buckets(100, 100)
+    ((536, 640), (104,))
+    """
+    return tuple(sorted({_binomial_rows(n, batch_size, 1.0), capacity(n, batch_size)}))
+
+
+def padded_rows(count: int, rows: int | Sequence[int]) -> int:
+    """Rows of a batch of ``count`` examples: the smallest of ``rows`` that holds it, else a multiple of the largest.
+
+    >>> padded_rows(500, (536, 640)), padded_rows(600, (536, 640)), padded_rows(700, (536, 640)), padded_rows(0, 8)
+    (536, 640, 1280, 8)
+    """
+    sizes = sorted((rows,) if isinstance(rows, int) else rows)
+    if not sizes or sizes[0] < 1:
+        raise ValueError(f"rows must be positive sizes, got {rows!r}")
+    fits = [r for r in sizes if r >= count]
+    return fits[0] if fits else math.ceil(count / sizes[-1]) * sizes[-1]
+
+
+def poisson_batch(n: int, batch_size: int, seed: int, step: int,
+                  rows: int | Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """Step ``step``'s Poisson batch: ``(indices, mask)``, padded to :func:`padded_rows` of ``rows``.
 
     Example ``i`` is in the batch when ``default_rng([seed, step]).random(n)[i] < batch_size / n``
     (independently, probability ``q``). Padded rows have index 0 and mask ``False``.
@@ -178,7 +213,7 @@ def poisson_batch(n: int, batch_size: int, seed: int, step: int, rows: int) -> t
     ((128,), True, True)
     """
     chosen = np.flatnonzero(np.random.default_rng([int(seed), int(step)]).random(n) < batch_size / n)
-    padded = max(1, math.ceil(len(chosen) / rows)) * rows
+    padded = padded_rows(len(chosen), rows)
     idx = np.zeros(padded, np.int32)
     idx[: len(chosen)] = chosen
     mask = np.zeros(padded, bool)

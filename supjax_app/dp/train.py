@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 import supjax
-from supjax_app.dp.sgd import capacity, dp_aggregate, poisson_batch
+from supjax_app.dp.sgd import capacity, dp_aggregate, poisson_batch, row_buckets
 
 __all__ = [
     "dp_optimizer",
@@ -125,8 +125,10 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
 
     Step ``t``'s batch is :func:`~supjax_app.dp.sgd.poisson_batch` ``(n, batch_size, seed, t)``;
     ``grad_mask`` is :func:`make_dp_step`'s.
-    ``info`` has ``steps``, ``sampling_rate``, ``capacity``, ``overflows`` (batches that
-    needed the larger shape), ``mean_batch``, ``seconds`` and the per-epoch mean ``train_loss``.
+    Each batch is padded to the smallest of :func:`~supjax_app.dp.sgd.row_buckets` that holds it.
+    ``info`` has ``steps``, ``sampling_rate``, ``capacity``, ``row_buckets``, ``overflows``
+    (batches larger than the capacity), ``mean_batch``, ``mean_rows`` (rows computed per step),
+    ``seconds`` and the per-epoch mean ``train_loss``.
 
     >>> import jax.numpy as jnp
     >>> tx = dp_optimizer(0.5, 0.0, 1.0, 0.5, 4, seed=0)
@@ -137,19 +139,20 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
     """
     n = len(x)
     per_epoch = n // batch_size
-    rows = capacity(n, batch_size)
+    rows, buckets = capacity(n, batch_size), row_buckets(n, batch_size)
     step_fn = make_dp_step(apply, tx, grad_mask)
     params = jax.tree_util.tree_map(jnp.array, params)
     opt_state = tx.init(params)
-    overflows, examples, losses = 0, 0, []
+    overflows, examples, computed, losses = 0, 0, 0, []
     t0 = time.perf_counter()
     for epoch in range(epochs):
         loss_sum, count = 0.0, 0
         pending = []
         for i in range(per_epoch):
-            idx, mask = poisson_batch(n, batch_size, seed, epoch * per_epoch + i, rows)
+            idx, mask = poisson_batch(n, batch_size, seed, epoch * per_epoch + i, buckets)
             overflows += len(idx) > rows
             count += int(mask.sum())
+            computed += len(idx)
             params, opt_state, loss = step_fn(params, opt_state, x[idx], y[idx], mask)
             pending.append(loss)
         loss_sum = float(np.sum(jax.device_get(pending)))
@@ -162,8 +165,10 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
         "steps": epochs * per_epoch,
         "sampling_rate": batch_size / n,
         "capacity": rows,
+        "row_buckets": list(buckets),
         "overflows": overflows,
         "mean_batch": examples / max(epochs * per_epoch, 1),
+        "mean_rows": computed / max(epochs * per_epoch, 1),
         "seconds": time.perf_counter() - t0,
         "train_loss": losses,
     }
