@@ -39,10 +39,10 @@ def test_upper_bound_needs_dp(capsys):
 def test_default_is_the_chosen_candidates_and_rules_keep_mindarmours():
     from supjax_app.dp.select import FIELDS, GRID
 
-    chosen = dict(zip(FIELDS, GRID["P"]))  # the best validation accuracy (docs/dp-fashion-mnist)
+    chosen = dict(zip(FIELDS, GRID["R"]))  # the best validation accuracy (docs/dp-fashion-mnist)
     d = DPConfig()
-    assert {f: getattr(d, f if f != "end_epoch" else "epochs") for f in FIELDS} == {**chosen, "end_epoch": 15}
-    assert d.resolved_end_epoch() == 15
+    assert {f: getattr(d, f if f != "end_epoch" else "epochs") for f in FIELDS} == {**chosen, "end_epoch": 25}
+    assert d.resolved_end_epoch() == 25
     assert supjax.LayerRule("w").upper_bound == 1.2  # the library keeps MindArmour's default
 
 

@@ -1,7 +1,7 @@
 """Options of ``supjax train --dp`` and their checks (each names the option it guards).
 
-Defaults (epochs 15, expected batch 512, lr 2, clip 0.1, ``end_epoch`` = epochs, upper bound 2.4,
-masked clipping): the best of the candidates of :data:`supjax_app.dp.select.GRID` (P), each scored by
+Defaults (epochs 25, expected batch 512, lr 2, clip 0.1, ``end_epoch`` = epochs, upper bound 2.4,
+masked clipping): the best of the candidates of :data:`supjax_app.dp.select.GRID` (R), each scored by
 DP + suppressed's accuracy on a validation split of Fashion-MNIST (10000 of the 60000 training images
 held out, seeded; trained on the other 50000 at ε = 3, δ = 1e-5; the test split never used):
 ``docs/dp-fashion-mnist/selection*.json``. Momentum 0.9, tanh and the clip follow Tramèr and Boneh
@@ -71,7 +71,7 @@ class DPConfig:
     data_dir: str | None = None
     train_size: int | None = None
     test_size: int | None = None
-    epochs: int = 15
+    epochs: int = 25
     batch_size: int = 512
     lr: float = 2.0
     momentum: float = 0.9
