@@ -162,9 +162,9 @@ def _notes(config: DPConfig, priv: dict[str, Any]) -> list[str]:
          "Clipping (DP + suppressed): on the whole per-example gradient, suppressed coordinates included "
          "(--masked-clipping clips the kept ones only)."),
         f"Sampling: Poisson (each example joins a step independently with probability q = "
-        f"{priv['sampling_rate']:.5f}), padded to the smallest of a few compiled shapes that holds it and masked (padded rows add zero): "
-        "the mechanism "
-        "dp-accounting's PoissonSampledDpEvent accounts for (no shuffling approximation).",
+        f"{priv['sampling_rate']:.5f}), padded to the smallest of a few compiled shapes that holds it "
+        "and masked (padded rows add zero): the mechanism dp-accounting's PoissonSampledDpEvent "
+        "accounts for (no shuffling approximation).",
         "Noise multiplier calibrated with the RDP accountant (the PLD ε is tighter, i.e. lower)"
         if priv["target_epsilon"] is not None else "Noise multiplier given by --noise-multiplier",
         f"PLD ε is computed only for noise multipliers >= {PLD_MIN_NOISE} (below, PLD takes minutes and GBs; "
