@@ -49,12 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``supjax`` (sub-commands ``train``, ``audit`` and ``bench``).
 
     >>> args = build_parser().parse_args(["train", "--epochs", "5", "--lr", "0.1"])
-    >>> args.command, args.epochs, args.lr, args.batch_size, args.out  # unset: 32 (1024 with --dp)
+    >>> args.command, args.epochs, args.lr, args.batch_size, args.out  # unset: 32 (512 with --dp)
     ('train', 5, 0.1, None, 'supjax-report')
     >>> build_parser().parse_args(["bench", "--quick", "--no-compat"]).no_compat
     True
     """
+    from supjax_app.dp.config import DPConfig
     from supjax_app.train.config import ATTACK_NAMES, DEFAULT_EPOCHS, QUICK_EPOCHS, TARGET_INTERVAL
+
+    dp = DPConfig()  # the --dp defaults, named in the help
 
     parser = argparse.ArgumentParser(prog="supjax", description=_DESCRIPTION)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -80,13 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = p.add_argument_group("training")
     train.add_argument("--epochs", type=int_arg, default=None, metavar="N",
-                       help=f"training epochs, 1..1000 (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick)")
+                       help=f"training epochs, 1..1000 (default {DEFAULT_EPOCHS}; {QUICK_EPOCHS} with --quick; "
+                            f"{dp.epochs} with --dp)")
     train.add_argument("--batch-size", type=int_arg, default=None, metavar="N",
                        help="samples per SGD step (default 32, as the tutorial); the last partial batch "
-                            "of an epoch is dropped (--dp: the expected Poisson batch, default 1024)")
+                            f"of an epoch is dropped (--dp: the expected Poisson batch, default {dp.batch_size})")
     train.add_argument("--lr", type=float_arg, default=None, metavar="LR",
                        help="SGD learning rate, in (0, 0.5] (default 0.05, as the tutorial; --dp: in (0, 100], "
-                            "default 4)")
+                            f"default {dp.lr:g})")
     train.add_argument("--seed", type=int_arg, default=0, metavar="N",
                        help="seed of everything: data split, initial weights, data order, suppression "
                             "noise and attacks (default 0); both runs share it")
