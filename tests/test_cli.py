@@ -34,6 +34,14 @@ def test_every_option_has_help_text():
         assert action.help and len(action.help) > 15, action.option_strings
 
 
+def test_help_names_the_dp_defaults():
+    from supjax_app.dp.config import DPConfig
+
+    dp, helps = DPConfig(), {a.option_strings[0]: a.help for a in _train_parser()._actions if a.option_strings}
+    assert f"{dp.epochs} with --dp" in helps["--epochs"]
+    assert f"default {dp.batch_size})" in helps["--batch-size"] and f"default {dp.lr:g})" in helps["--lr"]
+
+
 def test_help_runs_as_a_module():
     out = subprocess.run([PYTHON, "-m", "supjax_app", "train", "--help"], env=subprocess_env(),
                          capture_output=True, text=True, timeout=120)

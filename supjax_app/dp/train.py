@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 import supjax
-from supjax_app.dp.sgd import capacity, dp_aggregate, poisson_batch, row_buckets
+from supjax_app.dp.sgd import dp_aggregate, poisson_batch, row_buckets
 
 __all__ = [
     "dp_optimizer",
@@ -139,7 +139,8 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
     """
     n = len(x)
     per_epoch = n // batch_size
-    rows, buckets = capacity(n, batch_size), row_buckets(n, batch_size)
+    buckets = row_buckets(n, batch_size)
+    rows = buckets[-1]  # the capacity
     step_fn = make_dp_step(apply, tx, grad_mask)
     params = jax.tree_util.tree_map(jnp.array, params)
     opt_state = tx.init(params)
