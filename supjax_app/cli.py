@@ -246,7 +246,7 @@ def _run_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> i
 
         return run_dp(args, train_parser.error)
     for option in ("epsilon", "noise_multiplier", "delta", "activation", "end_epoch", "upper_bound",
-                   "masked_clipping"):
+                   "masked_clipping", "ema_decay"):
         if getattr(args, option) is not None:
             train_parser.error(f"--{option.replace('_', '-')} needs --dp")
     try:

@@ -35,6 +35,7 @@ import optax
 
 import supjax
 
+from supjax_app.dp.average import check_decay, make_averager, masked_like
 from supjax_app.dp.accounting import PLD_MIN_NOISE, epsilons, noise_multiplier_for_epsilon
 from supjax_app.dp.config import DPConfig
 from supjax_app.dp.report import MODELS, model_size, write_markdown
@@ -77,13 +78,16 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
                  y_eval: np.ndarray, num_classes: int, models: Sequence[str] = MODELS,
                  log: Callable[[str], None] = print,
                  on_model: Callable[[str, dict[str, Any]], None] | None = None,
-                 parallel: bool = False) -> dict[str, Any]:
+                 parallel: bool = False, score_decays: Sequence[float] = ()) -> dict[str, Any]:
     """Train ``models`` (names from :data:`~supjax_app.dp.report.MODELS`) and score them on ``(x_eval, y_eval)``.
 
     Returns ``{"privacy": privacy(config, n), "models": {name: summary}}``; each summary has
     ``test_accuracy`` (on the eval set), ``epsilon``, ``zeros`` per kernel, ``size``, ``seconds``.
     ``on_model(name, summary)`` is called as each model is done. ``parallel`` trains the models
     in threads side by side (the same results; on a shared machine, a larger share of it).
+    The DP models release their moving average of decay ``config.ema_decay`` when it is set;
+    ``score_decays`` are more decays whose averages are only scored. With any decay, a DP
+    model's summary has ``accuracy_by_average`` (``"last"`` for the last iterate, then one per decay).
     """
     n = len(x_train)
     priv = privacy(config, n)
@@ -94,6 +98,8 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
     watch = [str(r.pattern) for r in rules]
     predict = make_predict(lambda p, x, rng: apply(p, x))
     schedule = config.schedule(n // config.batch_size)
+    decays = tuple(dict.fromkeys(([] if config.ema_decay is None else [float(config.ema_decay)])
+                                 + [check_decay("score_decays", d) for d in score_decays]))
     out: dict[str, Any] = {}
     lock = threading.Lock()
 
@@ -111,10 +117,25 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
             tx = dp_optimizer(config.lr, config.momentum, config.clip, priv["noise_multiplier"], config.batch_size,
                               config.seed, rules=rules if name == "dp_suppressed" else None, schedule=schedule)
             grad_mask = suppressed_clipping(rules) if name == "dp_suppressed" and config.masked_clipping else None
+            init_averages, update_averages = make_averager(decays)
+            averaging = {"state": init_averages(params0), "averages": ()}
+
+            def average(p: Any) -> None:
+                averaging["averages"], averaging["state"] = update_averages(averaging["state"], p)
+
             params, opt_state, info = train_dp(apply, params0, tx, x_train, y_train, epochs=config.epochs,
                                                batch_size=config.batch_size, seed=config.seed, log=log, label=name,
-                                               grad_mask=grad_mask)
+                                               grad_mask=grad_mask, on_step=average if decays else None)
             info["masked_clipping"] = grad_mask is not None
+            if decays:
+                keep = (supjax.keep_mask_tree(params, supjax.find_suppress_state(opt_state), rules)
+                        if name == "dp_suppressed" else jax.tree_util.tree_map(lambda _: True, params))
+                averaged = {d: jax.device_get(masked_like(a, keep)) for d, a in zip(decays, averaging["averages"])}
+                info["accuracy_by_average"] = {"last": _accuracy(predict, params, x_eval, y_eval)} | {
+                    f"ema {d:g}": _accuracy(predict, a, x_eval, y_eval) for d, a in averaged.items()}
+                if config.ema_decay is not None:
+                    params = averaged[float(config.ema_decay)]
+            info["released"] = "last iterate" if config.ema_decay is None else f"ema {config.ema_decay:g}"
             eps = priv["epsilon"]
             if name == "dp_suppressed":  # the library's export: suppressed kernels as BCOO
                 exported = supjax.export_sparse(params, opt_state, rules)[1]
@@ -130,6 +151,8 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
                 "dense_bytes": exported.dense_bytes, "sparse_bytes": exported.sparse_bytes,
                 "layers": {r.path: {"kept": r.kept, "sparse_bytes": r.sparse_bytes} for r in exported.layers}},
             "seconds": time.perf_counter() - t0,
+            "released": info.pop("released", None),
+            "accuracy_by_average": info.pop("accuracy_by_average", None),
             "training": {k: v for k, v in info.items() if k != "train_loss"},
         }
         log(f"{name}: accuracy {out[name]['test_accuracy']:.2%} in {out[name]['seconds']:.0f} s")

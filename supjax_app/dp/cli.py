@@ -57,6 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="DP + suppressed: multiply each per-example gradient by the suppression masks before "
                         "clipping it, so the clipping norm goes to the kept weights only (the same ε: the masks "
                         f"depend only on earlier privatised updates; default {'on' if d.masked_clipping else 'off'})")
+    g.add_argument("--ema-decay", type=float_arg, default=None, metavar="D",
+                   help="release the DP models' debiased moving average of their iterates with this decay, in "
+                        "(0, 1), instead of the last iterate (the same ε; the suppressed model's average keeps "
+                        "its zeros; default: the last iterate)")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
 
@@ -90,7 +94,7 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         activation=args.activation or d.activation, sparse_end=args.sparse_end,
         upper_bound=pick(args.upper_bound, "upper_bound"),
         masked_clipping=pick(args.masked_clipping, "masked_clipping"), start_epoch=args.start_epoch,
-        end_epoch=args.end_epoch, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
+        end_epoch=args.end_epoch, ema_decay=args.ema_decay, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
     )
     config.validate()
     return config

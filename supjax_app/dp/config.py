@@ -25,6 +25,7 @@ import numbers
 from typing import Any
 
 from supjax.schedule import SuppressSchedule
+from supjax_app.dp.average import check_decay
 from supjax_app.train.config import TARGET_INTERVAL, TrainConfig
 
 __all__ = [
@@ -58,6 +59,9 @@ class DPConfig:
     ``masked_clipping``: DP + suppressed clips each per-example gradient after multiplying it by
     the current keep-masks (:func:`~supjax_app.dp.train.suppressed_clipping`), so the clipping
     norm is not spent on the weights suppression discards; the same ε.
+    ``ema_decay``: release the DP models' debiased moving average of their iterates with this
+    decay (:mod:`supjax_app.dp.average`; the suppressed model's average keeps its zeros) instead
+    of the last iterate; the same ε. ``None``: the last iterate.
     ``delta`` of ``None`` is ``1 / n`` rounded down to a power of ten. ``reference_lr`` and
     ``reference_batch_size`` are the non-private dense run's (plain SGD with momentum).
 
@@ -85,6 +89,7 @@ class DPConfig:
     masked_clipping: bool = True
     start_epoch: int | None = None
     end_epoch: int | None = None
+    ema_decay: float | None = None
     mask_times: int | None = None
     seed: int = 0
     reference_lr: float = 0.05
@@ -111,6 +116,8 @@ class DPConfig:
         _real("--lr", self.lr, lambda v: 0 < v <= 100, "a number in (0, 100]")
         _real("--momentum", self.momentum, lambda v: 0 <= v < 1, "a number in [0, 1)")
         _real("--upper-bound", self.upper_bound, lambda v: v > 0, "a number > 0")
+        if self.ema_decay is not None:
+            check_decay("--ema-decay", self.ema_decay)
         if not isinstance(self.masked_clipping, bool):
             raise TypeError(f"--masked-clipping must be True or False, got {self.masked_clipping!r}")
         if self.activation not in ACTIVATIONS:

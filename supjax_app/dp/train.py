@@ -120,11 +120,13 @@ def make_dp_step(apply: ApplyFn, tx: optax.GradientTransformation, grad_mask: Gr
 
 def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: np.ndarray, y: np.ndarray,
              *, epochs: int, batch_size: int, seed: int, log: Callable[[str], None] | None = None,
-             label: str = "dp", grad_mask: GradMaskFn | None = None) -> tuple[Any, Any, dict[str, Any]]:
+             label: str = "dp", grad_mask: GradMaskFn | None = None,
+             on_step: Callable[[Any], None] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     """Train ``epochs * (n // batch_size)`` Poisson-sampled DP-SGD steps; return ``(params, opt_state, info)``.
 
     Step ``t``'s batch is :func:`~supjax_app.dp.sgd.poisson_batch` ``(n, batch_size, seed, t)``;
-    ``grad_mask`` is :func:`make_dp_step`'s.
+    ``grad_mask`` is :func:`make_dp_step`'s; ``on_step(params)`` is called with the params after
+    every step (for example to average them: :func:`~supjax_app.dp.average.make_averager`).
     Each batch is padded to the smallest of :func:`~supjax_app.dp.sgd.row_buckets` that holds it.
     ``info`` has ``steps``, ``sampling_rate``, ``capacity``, ``row_buckets``, ``overflows``
     (batches larger than the capacity), ``mean_batch``, ``mean_rows`` (rows computed per step),
@@ -155,6 +157,8 @@ def train_dp(apply: ApplyFn, params: Any, tx: optax.GradientTransformation, x: n
             count += int(mask.sum())
             computed += len(idx)
             params, opt_state, loss = step_fn(params, opt_state, x[idx], y[idx], mask)
+            if on_step is not None:
+                on_step(params)
             pending.append(loss)
         loss_sum = float(np.sum(jax.device_get(pending)))
         examples += count
