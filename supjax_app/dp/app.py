@@ -196,6 +196,12 @@ def _notes(config: DPConfig, priv: dict[str, Any]) -> list[str]:
         f"{config.reference_lr}, batch {config.reference_batch_size}, shuffled, same epochs; not tuned.",
         "No membership-inference attacks in --dp mode (see supjax audit for those).",
     ]
+    if config.ema_decay is not None:
+        notes.insert(2, f"Parameter averaging (--ema-decay {config.ema_decay:g}): each DP model is released as the "
+                        "debiased moving average of its iterates (optax.ema); the suppressed model's average is "
+                        "multiplied by its final keep-masks, so it has the same zeros. The accountant bounds the "
+                        "whole sequence of privatised updates, so any function of the iterates keeps the same "
+                        "(ε, δ). The table also gives the last iterate's accuracy.")
     return notes
 
 
@@ -237,6 +243,7 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
             "noise multiplier": round(priv["noise_multiplier"], 4), "delta": priv["delta"], "steps": priv["steps"],
             "sparse_end": config.sparse_end, "upper_bound": config.upper_bound,
             "masked_clipping": config.masked_clipping,
+            "released": "last iterate" if config.ema_decay is None else f"moving average, decay {config.ema_decay:g}",
             "end_epoch": config.resolved_end_epoch(),
             "suppression steps": f"{schedule.start_step}..{schedule.end_step}, {schedule.mask_times} operations"
             + (", then masks held (no operation after end_epoch)" if schedule.stop_after_end else ""),

@@ -66,13 +66,18 @@ def write_markdown(report: Mapping[str, Any], path: str | Path) -> Path:
     """
     models = report["models"]
     layers = list(next(iter(models.values()))["zeros"])
-    head = (["model", "test acc", "ε RDP", "ε PLD"] + [f"zeros {p.split('/')[0]}" for p in layers]
+    averaged = any(row.get("accuracy_by_average") for row in models.values())
+    head = (["model", "test acc"] + (["released (last iterate acc)"] if averaged else []) + ["ε RDP", "ε PLD"]
+            + [f"zeros {p.split('/')[0]}" for p in layers]
             + ["non-zeros / params", "dense bytes", "sparse bytes (COO)", "export_sparse bytes (BCOO)", "train s"])
     lines = [f"# supjax train --dp: {report.get('dataset', '')}", "", f"`{report['command']}`", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, row in models.items():
         size = row["size"]
-        cells = ([name, f"{100 * row['test_accuracy']:.2f} %", _eps(row["epsilon"]["rdp"]), _eps(row["epsilon"]["pld"])]
+        scores = row.get("accuracy_by_average")
+        released = [f"{row['released']} ({100 * scores['last']:.2f} %)" if scores else "-"] if averaged else []
+        cells = ([name, f"{100 * row['test_accuracy']:.2f} %"] + released
+                 + [_eps(row["epsilon"]["rdp"]), _eps(row["epsilon"]["pld"])]
                  + [f"{100 * row['zeros'][p]:.1f} %" for p in layers]
                  + [f"{size['nonzeros']} / {size['parameters']}", str(size["dense_bytes"]), str(size["sparse_bytes"]),
                     "-" if row.get("export_sparse") is None else str(row["export_sparse"]["sparse_bytes"]),
