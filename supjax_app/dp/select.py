@@ -79,6 +79,11 @@ MODEL = "dp_suppressed"
 #: epoch): T to V on R's schedule, W to Y with the masks held for the last 3 epochs (``end_epoch`` 22), so
 #: the average runs over the final masks; Z is W's last iterate. Candidates that differ only in
 #: ``ema_decay`` share one training run (the average does not change training), so T to Z are two runs.
+#: None beat R (T 85.23 %, Z 85.24 %, W 85.15 %, U 85.02 %, X 84.99 %, Y 84.36 %, V 84.08 %): averaging moved
+#: the accuracy by +0.06 (T), -0.15 (U) and -1.09 (V) points against its own run's last iterate (85.17 %;
+#: W to Y against Z's 85.24 %), so R stays the default and ``--ema-decay`` stays off. T's last iterate is
+#: R's configuration trained again: 85.17 % against R's 85.67 %, the train loss equal to 4 decimals until
+#: the first suppress operation (epoch 8) and apart after it; R ran in an earlier session, on another VM.
 GRID: dict[str, tuple[int, int, float, float, int, float, bool, int | None, float | None]] = {
     "A": (10, 1024, 4.0, 0.1, 10, 1.2, False, None, None),
     "B": (10, 1024, 4.0, 0.1, 7, 1.2, False, None, None),
