@@ -68,6 +68,7 @@ def test_details(quick_report):
     assert list(by_size) == ["150000"] and by_size["150000"]["path"] == "large"
     assert quick_report["quick"] is True
     assert quick_report["environment"]["jax"] and quick_report["phase_s"]
+    assert set(quick_report["environment"]["cpu"]) == {"model", "vector_extensions"}
 
 
 def test_add_arguments_registers_the_options():

@@ -46,6 +46,7 @@ from supjax_app.bench.figures import (
 )
 from supjax_app.bench import runs
 from supjax_app.bench.timing import Counts
+from supjax_app.host import cpu_description
 
 __all__ = [
     "FIGURES",
@@ -128,6 +129,7 @@ def _environment() -> dict[str, Any]:
         "devices": jax.device_count(),
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
+        "cpu": cpu_description(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 

@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 
 from supjax_app.dp.config import DPConfig
+from supjax_app.host import cpu_description
 
 __all__ = [
     "FIELDS",
@@ -191,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         best = max(rows, key=lambda r: r["validation_accuracy"])
         Path(args.out).write_text(json.dumps({
             "data": args.data, "epsilon": args.epsilon, "delta": args.delta, "fit_examples": len(x_fit),
-            "validation_examples": len(x_val), "seed": args.seed,
+            "validation_examples": len(x_val), "seed": args.seed, "cpu": cpu_description(),
             "fixed": {"momentum": 0.9, "activation": "tanh", "sparse_end": args.sparse_end, "model": MODEL},
             "grid": {k: dict(zip(FIELDS, v)) for k, v in GRID.items()},
             "run": names, "candidates": rows, "chosen": best, "done": len(rows) == len(names),
