@@ -1,5 +1,5 @@
-"""What CPU a measurement ran on: XLA compiles for the host's vector extensions, so results are
-reproducible bit for bit on one kind of CPU, not across kinds (reports record which).
+"""What CPU a measurement ran on: XLA compiles for the host's vector extensions, so float results
+can differ in their last bits between kinds of CPU (reports record which).
 
 >>> info = cpu_description()
 >>> sorted(info) == ["model", "vector_extensions"] and isinstance(info["vector_extensions"], list)
