@@ -94,7 +94,8 @@ def config_from_args(args: argparse.Namespace) -> DPConfig:
         activation=args.activation or d.activation, sparse_end=args.sparse_end,
         upper_bound=pick(args.upper_bound, "upper_bound"),
         masked_clipping=pick(args.masked_clipping, "masked_clipping"), start_epoch=args.start_epoch,
-        end_epoch=args.end_epoch, ema_decay=args.ema_decay, mask_times=args.mask_times, seed=args.seed, out=args.out, quick=quick,
+        end_epoch=args.end_epoch, ema_decay=args.ema_decay, mask_times=args.mask_times, seed=args.seed,
+        out=args.out, quick=quick,
     )
     config.validate()
     return config

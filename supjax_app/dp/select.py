@@ -1,10 +1,10 @@
 """Choose DP-SGD hyperparameters on a validation split (never the test split).
 
 The training split is cut (seeded) into ``--validation`` held-out examples and the rest (or
-``--fit-size`` of the rest); each candidate ``(epochs, batch_size, lr, clip, end_epoch, upper_bound, masked_clipping, start_epoch, ema_decay)`` of
-:data:`GRID` trains the goal model, DP-SGD + suppression (``dp_suppressed``), on the rest at
-the target ε (noise calibrated for that training set) and is scored on the held-out examples
-(candidates that differ only in ``ema_decay`` share one training run and are scored each on its average).
+``--fit-size`` of the rest); each candidate (:data:`FIELDS`) of :data:`GRID` trains the goal
+model, DP-SGD + suppression (``dp_suppressed``), on the rest at the target ε (noise calibrated
+for that training set) and is scored on the held-out examples (candidates that differ only in
+``ema_decay`` share one training run and are scored each on its average).
 The candidates run one after another in this process; the JSON file is rewritten as each one
 ends (a search cut short still reports), ``chosen`` is the best validation accuracy so far.
 ``python -m supjax_app.dp.select --data fashion-mnist --out selection.json``.
