@@ -106,7 +106,7 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
 
     def one(name: str) -> None:
         t0 = time.perf_counter()
-        exported = None
+        exported, released, by_average = None, None, None
         if name == "non_private_dense":
             tx = optax.sgd(config.reference_lr, momentum=0.9)
             state = init_state(params0, tx, jax.random.PRNGKey(config.seed), config.seed)
@@ -129,14 +129,16 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
                                                grad_mask=grad_mask, on_step=average if decays else None)
             info["masked_clipping"] = grad_mask is not None
             if decays:
-                keep = (supjax.keep_mask_tree(params, supjax.find_suppress_state(opt_state), rules)
-                        if name == "dp_suppressed" else jax.tree_util.tree_map(lambda _: True, params))
-                averaged = {d: jax.device_get(masked_like(a, keep)) for d, a in zip(decays, averaging["averages"])}
-                info["accuracy_by_average"] = {"last": _accuracy(predict, params, x_eval, y_eval)} | {
+                averages = averaging["averages"]
+                if name == "dp_suppressed":  # the average gets the zeros suppression released
+                    keep = supjax.keep_mask_tree(params, supjax.find_suppress_state(opt_state), rules)
+                    averages = [masked_like(a, keep) for a in averages]
+                averaged = {d: jax.device_get(a) for d, a in zip(decays, averages)}
+                by_average = {"last": _accuracy(predict, params, x_eval, y_eval)} | {
                     f"ema {d:g}": _accuracy(predict, a, x_eval, y_eval) for d, a in averaged.items()}
                 if config.ema_decay is not None:
                     params = averaged[float(config.ema_decay)]
-            info["released"] = "last iterate" if config.ema_decay is None else f"ema {config.ema_decay:g}"
+            released = config.released()
             eps = priv["epsilon"]
             if name == "dp_suppressed":  # the library's export: suppressed kernels as BCOO
                 exported = supjax.export_sparse(params, opt_state, rules)[1]
@@ -152,8 +154,8 @@ def train_models(config: DPConfig, x_train: np.ndarray, y_train: np.ndarray, x_e
                 "dense_bytes": exported.dense_bytes, "sparse_bytes": exported.sparse_bytes,
                 "layers": {r.path: {"kept": r.kept, "sparse_bytes": r.sparse_bytes} for r in exported.layers}},
             "seconds": time.perf_counter() - t0,
-            "released": info.pop("released", None),
-            "accuracy_by_average": info.pop("accuracy_by_average", None),
+            "released": released,
+            "accuracy_by_average": by_average,
             "training": {k: v for k, v in info.items() if k != "train_loss"},
         }
         log(f"{name}: accuracy {out[name]['test_accuracy']:.2%} in {out[name]['seconds']:.0f} s")
@@ -244,7 +246,7 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
             "noise multiplier": round(priv["noise_multiplier"], 4), "delta": priv["delta"], "steps": priv["steps"],
             "sparse_end": config.sparse_end, "upper_bound": config.upper_bound,
             "masked_clipping": config.masked_clipping,
-            "released": "last iterate" if config.ema_decay is None else f"moving average, decay {config.ema_decay:g}",
+            "released": config.released(),
             "end_epoch": config.resolved_end_epoch(),
             "suppression steps": f"{schedule.start_step}..{schedule.end_step}, {schedule.mask_times} operations"
             + (", then masks held (no operation after end_epoch)" if schedule.stop_after_end else ""),

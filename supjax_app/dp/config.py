@@ -176,6 +176,14 @@ class DPConfig:
         return TrainConfig(epochs=self.epochs, sparse_end=self.sparse_end, start_epoch=self.start_epoch,
                            mask_times=self.mask_times, seed=self.seed, batch_size=self.batch_size)
 
+    def released(self) -> str:
+        """What the DP models release: ``"last iterate"``, or ``"ema D"`` with ``--ema-decay D``.
+
+        >>> DPConfig().released(), DPConfig(ema_decay=0.99).released()
+        ('last iterate', 'ema 0.99')
+        """
+        return "last iterate" if self.ema_decay is None else f"ema {self.ema_decay:g}"
+
     def resolved_end_epoch(self) -> int:
         """``--end-epoch``, or ``epochs``."""
         return self.epochs if self.end_epoch is None else int(self.end_epoch)

@@ -178,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         result, loads = runs[key]
         model = result["models"][MODEL]
         scores = model["accuracy_by_average"] or {"last": model["test_accuracy"]}
-        accuracy = scores["last" if cfg.ema_decay is None else f"ema {cfg.ema_decay:g}"]
+        accuracy = scores["last" if cfg.ema_decay is None else cfg.released()]
         rows.append({"name": name, "epochs": cfg.epochs, "batch_size": cfg.batch_size, "lr": cfg.lr,
                      "clip": cfg.clip, "end_epoch": cfg.resolved_end_epoch(), "upper_bound": cfg.upper_bound,
                      "masked_clipping": cfg.masked_clipping,
