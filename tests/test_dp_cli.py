@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import platform
 
 import pytest
 
@@ -98,6 +99,7 @@ def test_dp_quick_end_to_end(tmp_path):
     assert models["non_private_dense"]["test_accuracy"] > 0.5
     assert "| dp_suppressed |" in (out / "report.md").read_text()
     assert set(report["host"]["cpu"]) == {"model", "vector_extensions"}  # results differ across CPU kinds
+    assert report["host"]["malloc"]["tuned"] is (platform.libc_ver()[0] == "glibc")  # main tuned it
 
 
 def test_bench_dp_step_ratio_quick():

@@ -41,6 +41,7 @@ from supjax_app.dp.config import DPConfig
 from supjax_app.dp.report import MODELS, model_size, write_markdown
 from supjax_app.dp.train import dp_optimizer, suppressed_clipping, train_dp
 from supjax_app.host import cpu_description
+from supjax_app.malloc import malloc_description
 from supjax_app.models import init_params, lenet5_for, lenet5_rules
 from supjax_app.train.loop import fit, init_state, make_predict, make_train_step
 
@@ -263,7 +264,8 @@ def run(config: DPConfig, log: Callable[[str], None] | None = None) -> dict[str,
         report["finished"] = len(done) == len(MODELS)
         report["seconds"] = time.perf_counter() - t0
         report["settings"]["wall time s"] = round(report["seconds"], 1)
-        report["host"] = {"cpus": os.cpu_count(), "cpu": cpu_description(), "load_average": list(os.getloadavg())}
+        report["host"] = {"cpus": os.cpu_count(), "cpu": cpu_description(), "malloc": malloc_description(),
+                          "load_average": list(os.getloadavg())}
         (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         if report["models"]:
             write_markdown(report, out / "report.md")

@@ -33,6 +33,8 @@ import numpy as np
 
 from supjax_app.dp.config import DPConfig
 from supjax_app.host import cpu_description
+from supjax_app.malloc import add_arguments as add_malloc_arguments
+from supjax_app.malloc import malloc_description, tune_malloc
 
 __all__ = [
     "FIELDS",
@@ -149,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"comma-separated names from {','.join(GRID)}, run in this order (default: all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="selection.json")
+    add_malloc_arguments(parser)
     args = parser.parse_args(argv)
+    tune_malloc(enabled=not args.no_malloc_tuning)
     names = [c.strip() for c in args.candidates.split(",") if c.strip()]
     bad = [c for c in names if c not in GRID]
     if bad or not names:
@@ -193,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Path(args.out).write_text(json.dumps({
             "data": args.data, "epsilon": args.epsilon, "delta": args.delta, "fit_examples": len(x_fit),
             "validation_examples": len(x_val), "seed": args.seed, "cpu": cpu_description(),
+            "malloc": malloc_description(),
             "fixed": {"momentum": 0.9, "activation": "tanh", "sparse_end": args.sparse_end, "model": MODEL},
             "grid": {k: dict(zip(FIELDS, v)) for k, v in GRID.items()},
             "run": names, "candidates": rows, "chosen": best, "done": len(rows) == len(names),

@@ -1,0 +1,105 @@
+"""glibc's allocator settings for the ``supjax`` command: keep freed memory instead of unmapping it.
+
+XLA's CPU backend allocates a step's temporary buffers with ``malloc`` on its worker threads and
+frees them at the end of the step. With glibc's defaults each worker thread gets an arena of its
+own, and a buffer too large for such an arena is ``mmap``-ed and unmapped again, every step: a
+DP-SGD step of ``supjax train --dp`` (batch 512, per-example gradients of LeNet5) took 41600 page
+faults and 75 ms of system time, about a third of its time. Three settings of glibc's
+``mallopt`` take that away (:data:`SETTINGS`): one arena for all threads, no ``mmap`` for large
+blocks, and freed memory kept for the next step rather than trimmed; the same step then takes no
+page faults and runs 25 % faster, for about 0.3-0.5 GB more resident memory.
+
+``supjax train``, ``audit`` and ``bench`` call :func:`tune_malloc` before they compute anything;
+``--no-malloc-tuning`` switches it off, and so does a ``GLIBC_TUNABLES`` that sets any
+``glibc.malloc`` tunable (the user's own settings win). Results do not change, only where memory
+comes from. Off glibc (macOS, musl) it does nothing.
+
+>>> import argparse
+>>> parser = argparse.ArgumentParser(); add_arguments(parser)
+>>> parser.parse_args(["--no-malloc-tuning"]).no_malloc_tuning
+True
+>>> tune_malloc(enabled=False)
+{'tuned': False, 'why': '--no-malloc-tuning', 'settings': {}}
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+from typing import Mapping
+
+__all__ = [
+    "SETTINGS",
+    "add_arguments",
+    "malloc_description",
+    "tune_malloc",
+]
+
+#: glibc ``mallopt`` parameters (``<malloc.h>``): name -> (parameter number, value).
+SETTINGS: dict[str, tuple[int, int]] = {
+    "arena_max": (-8, 1),  # M_ARENA_MAX: every thread allocates from the main arena
+    "mmap_max": (-4, 0),  # M_MMAP_MAX: large blocks come from the heap, not a fresh mmap
+    "trim_threshold": (-1, 2**31 - 1),  # M_TRIM_THRESHOLD: freed heap memory is kept for reuse
+}
+
+_NOT_ASKED = {"tuned": False, "why": "tune_malloc not called", "settings": {}}
+_last: dict[str, object] = dict(_NOT_ASKED)
+
+
+def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """Add ``--no-malloc-tuning`` to ``parser``.
+
+    >>> parser = argparse.ArgumentParser(); add_arguments(parser)
+    >>> parser.parse_args([]).no_malloc_tuning
+    False
+    """
+    parser.add_argument("--no-malloc-tuning", action="store_true",
+                        help="keep glibc's default allocator settings (by default supjax keeps freed memory "
+                             "for reuse: fewer page faults, DP-SGD steps about 25%% faster, more resident memory)")
+
+
+def tune_malloc(enabled: bool = True, environ: Mapping[str, str] | None = None,
+                libc: str | None = None) -> dict[str, object]:
+    """Apply :data:`SETTINGS` with glibc's ``mallopt``; say whether it did, and why not.
+
+    Returns ``{"tuned": bool, "why": reason, "settings": {name: value}}`` (the settings applied,
+    empty when none were). Nothing is applied when ``enabled`` is false, when ``environ``
+    (default :data:`os.environ`) has a ``GLIBC_TUNABLES`` naming a ``glibc.malloc`` tunable, or
+    when the C library ``libc`` (default: this process's, by :func:`platform.libc_ver`) is not glibc.
+
+    >>> tune_malloc(environ={"GLIBC_TUNABLES": "glibc.malloc.arena_max=4"})["why"]
+    'GLIBC_TUNABLES sets glibc.malloc'
+    >>> tune_malloc(environ={}, libc="musl")
+    {'tuned': False, 'why': 'not glibc (musl)', 'settings': {}}
+    """
+    global _last
+    _last = _tune(enabled, os.environ if environ is None else environ,
+                  platform.libc_ver()[0] if libc is None else libc)
+    return dict(_last)
+
+
+def _tune(enabled: bool, environ: Mapping[str, str], libc: str) -> dict[str, object]:
+    if not enabled:
+        return {"tuned": False, "why": "--no-malloc-tuning", "settings": {}}
+    if "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""):
+        return {"tuned": False, "why": "GLIBC_TUNABLES sets glibc.malloc", "settings": {}}
+    if libc != "glibc":
+        return {"tuned": False, "why": f"not glibc ({libc or 'unknown'})", "settings": {}}
+    mallopt = ctypes.CDLL(None).mallopt
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    applied = {name: value for name, (param, value) in SETTINGS.items() if mallopt(param, value) == 1}
+    missing = sorted(set(SETTINGS) - set(applied))
+    return {"tuned": not missing, "why": f"mallopt refused {missing}" if missing else "mallopt",
+            "settings": applied}
+
+
+def malloc_description() -> dict[str, object]:
+    """What the last :func:`tune_malloc` call of this process did (for reports).
+
+    >>> _ = tune_malloc(enabled=False)
+    >>> malloc_description()["why"]
+    '--no-malloc-tuning'
+    """
+    return dict(_last)
