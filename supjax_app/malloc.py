@@ -7,7 +7,9 @@ DP-SGD step of ``supjax train --dp`` (batch 512, per-example gradients of LeNet5
 faults and 75 ms of system time, about a third of its time. Three settings of glibc's
 ``mallopt`` take that away (:data:`SETTINGS`): one arena for all threads, no ``mmap`` for large
 blocks, and freed memory kept for the next step rather than trimmed; the same step then takes no
-page faults and runs 25 % faster, for about 0.3-0.5 GB more resident memory.
+page faults and runs 25 % faster, for about 0.3-0.6 GB more resident memory. How much a whole run
+gains depends on the machine: a fifth of the wall time on one VM, nothing measurable on another
+(README, "Private and sparse").
 
 ``supjax train``, ``audit`` and ``bench`` call :func:`tune_malloc` before they compute anything;
 ``--no-malloc-tuning`` switches it off, and so does a ``GLIBC_TUNABLES`` that sets any
@@ -57,7 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     """
     parser.add_argument("--no-malloc-tuning", action="store_true",
                         help="keep glibc's default allocator settings (by default supjax keeps freed memory "
-                             "for reuse: fewer page faults, DP-SGD steps about 25%% faster, more resident memory)")
+                             "for reuse: fewer page faults, DP-SGD runs up to about 20%% faster on some "
+                             "machines, more resident memory)")
 
 
 def tune_malloc(enabled: bool = True, environ: Mapping[str, str] | None = None,
