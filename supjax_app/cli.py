@@ -134,9 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     from supjax_app import compile_cache
 
     compile_cache.add_arguments(out)
-    from supjax_app import malloc
-
-    malloc.add_arguments(out)
     bench = sub.add_parser(
         "bench",
         help="measure step overhead, operation time, selection and speed-ups (JSON with --json)",
@@ -145,14 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     from supjax_app.bench.cli import add_arguments
 
     add_arguments(bench)
-    malloc.add_arguments(bench)
     from supjax_app.audit import cli as audit_cli
 
     audit = sub.add_parser("audit", help="does suppression protect privacy? shadow-model attacks, DP-SGD, inversion",
                            description=audit_cli.DESCRIPTION)
     audit_cli.add_arguments(audit)
     compile_cache.add_arguments(audit.add_argument_group("compilation cache"))
-    malloc.add_arguments(audit)
     return parser
 
 
@@ -212,9 +207,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    from supjax_app.malloc import tune_malloc
+    if args.command == "train" and args.dp:
+        from supjax_app.malloc import tune_malloc
 
-    tune_malloc(enabled=not args.no_malloc_tuning)  # before anything is computed: XLA's threads malloc
+        tune_malloc(enabled=not args.no_malloc_tuning)  # before anything is computed: XLA's threads malloc
     if args.command == "bench":
         from supjax_app.bench.cli import run as run_bench
 

@@ -11,10 +11,12 @@ page faults and runs 25 % faster, for about 0.3-0.6 GB more resident memory. How
 gains depends on the machine: a fifth of the wall time on one VM, nothing measurable on another
 (README, "Private and sparse").
 
-``supjax train``, ``audit`` and ``bench`` call :func:`tune_malloc` before they compute anything;
-``--no-malloc-tuning`` switches it off, and so does a ``GLIBC_TUNABLES`` that sets any
-``glibc.malloc`` tunable (the user's own settings win). Results do not change, only where memory
-comes from. Off glibc (macOS, musl) it does nothing.
+``supjax train --dp`` (and :mod:`supjax_app.dp.select`) call :func:`tune_malloc` before they
+compute anything; ``--no-malloc-tuning`` switches it off, and so does a ``GLIBC_TUNABLES`` that
+sets any ``glibc.malloc`` tunable (the user's own settings win). Results do not change, only where
+memory comes from. Off glibc (macOS, musl) it does nothing. Other commands keep glibc's defaults:
+with one arena, the small LeNet5 steps of ``supjax train`` ran 5-10 % slower (XLA's threads then
+share one allocator lock).
 
 >>> import argparse
 >>> parser = argparse.ArgumentParser(); add_arguments(parser)
@@ -58,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> 
     False
     """
     parser.add_argument("--no-malloc-tuning", action="store_true",
-                        help="keep glibc's default allocator settings (by default supjax keeps freed memory "
+                        help="keep glibc's default allocator settings (by default --dp keeps freed memory "
                              "for reuse: fewer page faults, DP-SGD runs up to about 20%% faster on some "
                              "machines, more resident memory)")
 

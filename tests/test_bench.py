@@ -69,7 +69,6 @@ def test_details(quick_report):
     assert quick_report["quick"] is True
     assert quick_report["environment"]["jax"] and quick_report["phase_s"]
     assert set(quick_report["environment"]["cpu"]) == {"model", "vector_extensions"}
-    assert set(quick_report["environment"]["malloc"]) == {"tuned", "why", "settings"}
 
 
 def test_add_arguments_registers_the_options():

@@ -94,20 +94,21 @@ def test_other_glibc_tunables_do_not_stop_the_tuning(monkeypatch):
     assert malloc.tune_malloc(environ={"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F"})["tuned"] is True
 
 
-@pytest.mark.parametrize("command", [["train"], ["bench"], ["audit"]])
-def test_every_subcommand_takes_no_malloc_tuning(command):
+def test_train_takes_no_malloc_tuning():
     parser = build_parser()
-    assert parser.parse_args(command).no_malloc_tuning is False
-    assert parser.parse_args([*command, "--no-malloc-tuning"]).no_malloc_tuning is True
+    assert parser.parse_args(["train", "--dp"]).no_malloc_tuning is False
+    assert parser.parse_args(["train", "--dp", "--no-malloc-tuning"]).no_malloc_tuning is True
 
 
-def test_cli_main_tunes_before_running_unless_told_not_to(monkeypatch, capsys):
+def test_cli_main_tunes_for_dp_only_unless_told_not_to(monkeypatch, capsys):
     seen = []
     monkeypatch.setattr(malloc, "tune_malloc", lambda enabled=True: seen.append(enabled))
     from supjax_app.cli import main
 
     for flag, expected in (([], True), (["--no-malloc-tuning"], False)):
-        with pytest.raises(SystemExit):  # refused after parsing and tuning, before training
-            main(["train", "--end-epoch", "2", *flag])
-        assert seen[-1] is expected
-    assert "--end-epoch needs --dp" in capsys.readouterr().err
+        # refused after loading the data (δ above 1/n), so after tuning, before training
+        assert main(["train", "--dp", "--quick", "--delta", "0.001", *flag]) == 2
+        assert seen.pop() is expected and seen == []
+    with pytest.raises(SystemExit):  # without --dp: glibc's defaults (small steps ran slower tuned)
+        main(["train", "--end-epoch", "2"])
+    assert seen == [] and "--end-epoch needs --dp" in capsys.readouterr().err

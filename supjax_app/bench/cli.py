@@ -102,15 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     >>> status, "step_overhead_ratio" in table.getvalue(), json.load(open(path))["quick"]  # doctest: +SKIP
     (0, True, True)
     """
-    from supjax_app.malloc import add_arguments as add_malloc_arguments
-    from supjax_app.malloc import tune_malloc
-
     parser = argparse.ArgumentParser(prog="supjax bench", description=__doc__.splitlines()[0])
     add_arguments(parser)
-    add_malloc_arguments(parser)
-    args = parser.parse_args(argv)
-    tune_malloc(enabled=not args.no_malloc_tuning)  # as `supjax bench` does
-    return run(args)
+    return run(parser.parse_args(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover

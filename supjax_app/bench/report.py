@@ -47,7 +47,6 @@ from supjax_app.bench.figures import (
 from supjax_app.bench import runs
 from supjax_app.bench.timing import Counts
 from supjax_app.host import cpu_description
-from supjax_app.malloc import malloc_description
 
 __all__ = [
     "FIGURES",
@@ -131,7 +130,6 @@ def _environment() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "machine": platform.machine(),
         "cpu": cpu_description(),
-        "malloc": malloc_description(),
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
 

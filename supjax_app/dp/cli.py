@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "its zeros; default: the last iterate)")
     g.add_argument("--activation", choices=ACTIVATIONS, default=None,
                    help=f"LeNet5 activation with --dp (default {d.activation})")
+    from supjax_app.malloc import add_arguments as add_malloc_arguments
+
+    add_malloc_arguments(g)
 
 
 def config_from_args(args: argparse.Namespace) -> DPConfig:
