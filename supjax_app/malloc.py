@@ -15,7 +15,7 @@ gains depends on the machine: a fifth of the wall time on one VM, nothing measur
 compute anything; ``--no-malloc-tuning`` switches it off, and so does a ``GLIBC_TUNABLES`` that
 sets any ``glibc.malloc`` tunable (the user's own settings win). Results do not change, only where
 memory comes from. Off glibc (macOS, musl) it does nothing. Other commands keep glibc's defaults:
-with one arena, the small LeNet5 steps of ``supjax train`` ran 5-10 % slower (XLA's threads then
+with one arena, the small LeNet5 steps of ``supjax train`` ran 4-24 % slower (XLA's threads then
 share one allocator lock).
 
 >>> import argparse
