@@ -207,10 +207,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "train" and args.dp:
-        from supjax_app.malloc import tune_malloc
-
-        tune_malloc(enabled=not args.no_malloc_tuning)  # before anything is computed: XLA's threads malloc
     if args.command == "bench":
         from supjax_app.bench.cli import run as run_bench
 

@@ -1,4 +1,4 @@
-"""glibc's allocator settings for the ``supjax`` command: keep freed memory instead of unmapping it.
+"""glibc's allocator settings for ``supjax train --dp``: keep freed memory instead of unmapping it.
 
 XLA's CPU backend allocates a step's temporary buffers with ``malloc`` on its worker threads and
 frees them at the end of the step. With glibc's defaults each worker thread gets an arena of its
@@ -48,8 +48,7 @@ SETTINGS: dict[str, tuple[int, int]] = {
     "trim_threshold": (-1, 2**31 - 1),  # M_TRIM_THRESHOLD: freed heap memory is kept for reuse
 }
 
-_NOT_ASKED = {"tuned": False, "why": "tune_malloc not called", "settings": {}}
-_last: dict[str, object] = dict(_NOT_ASKED)
+_last: dict[str, object] = {"tuned": False, "why": "tune_malloc not called", "settings": {}}
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -87,11 +86,17 @@ def tune_malloc(enabled: bool = True, environ: Mapping[str, str] | None = None,
 
 def _tune(enabled: bool, environ: Mapping[str, str], libc: str) -> dict[str, object]:
     if not enabled:
-        return {"tuned": False, "why": "--no-malloc-tuning", "settings": {}}
-    if "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""):
-        return {"tuned": False, "why": "GLIBC_TUNABLES sets glibc.malloc", "settings": {}}
-    if libc != "glibc":
-        return {"tuned": False, "why": f"not glibc ({libc or 'unknown'})", "settings": {}}
+        why = "--no-malloc-tuning"
+    elif "glibc.malloc." in environ.get("GLIBC_TUNABLES", ""):
+        why = "GLIBC_TUNABLES sets glibc.malloc"
+    elif libc != "glibc":
+        why = f"not glibc ({libc or 'unknown'})"
+    else:
+        return _apply()
+    return {"tuned": False, "why": why, "settings": {}}
+
+
+def _apply() -> dict[str, object]:
     mallopt = ctypes.CDLL(None).mallopt
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
     applied = {name: value for name, (param, value) in SETTINGS.items() if mallopt(param, value) == 1}

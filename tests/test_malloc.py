@@ -112,3 +112,17 @@ def test_cli_main_tunes_for_dp_only_unless_told_not_to(monkeypatch, capsys):
     with pytest.raises(SystemExit):  # without --dp: glibc's defaults (small steps ran slower tuned)
         main(["train", "--end-epoch", "2"])
     assert seen == [] and "--end-epoch needs --dp" in capsys.readouterr().err
+
+
+def test_a_refused_setting_is_named_and_not_reported_applied(monkeypatch):
+    monkeypatch.setattr(malloc, "_last", dict(malloc._last))
+
+    class FakeLibc:  # glibc's mallopt returns 1 on success, 0 on error
+        @staticmethod
+        def mallopt(param, value):
+            return 0 if param == malloc.SETTINGS["mmap_max"][0] else 1
+
+    monkeypatch.setattr(malloc.ctypes, "CDLL", lambda *a: FakeLibc)
+    result = malloc.tune_malloc(environ={}, libc="glibc")
+    assert result == {"tuned": False, "why": "mallopt refused ['mmap_max']",
+                      "settings": {"arena_max": 1, "trim_threshold": 2**31 - 1}}

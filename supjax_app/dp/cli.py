@@ -111,7 +111,9 @@ def run(args: argparse.Namespace, error: Callable[[str], Any]) -> int:
     except ValueError as err:
         error(str(err))
         return 2
+    from supjax_app import malloc
     from supjax_app.cli import exit_status
     from supjax_app.dp.app import run as run_dp
 
+    malloc.tune_malloc(enabled=not args.no_malloc_tuning)  # before anything is computed: XLA's threads malloc
     return exit_status("train", run_dp, config)
