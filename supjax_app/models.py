@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from supjax.layers import LayerRule
+from supjax_app.pooling import max_pool_2x2
 
 __all__ = [
     "ACTIVATIONS",
@@ -89,8 +90,8 @@ class LeNet5(nn.Module):
         >>> jax.eval_shape(lambda v, x: m.apply(v, x, method="features"), v, jnp.zeros((3, 8, 8, 1))).shape
         (3, 120)
         """
-        x = nn.max_pool(self._act(self.conv1(x)), (2, 2), strides=(2, 2))
-        x = nn.max_pool(self._act(self.conv2(x)), (2, 2), strides=(2, 2))
+        x = max_pool_2x2(self._act(self.conv1(x)))
+        x = max_pool_2x2(self._act(self.conv2(x)))
         x = x.reshape((x.shape[0], -1))
         return self._act(self.fc1(x))
 
