@@ -29,6 +29,7 @@ def _windows(x: jax.Array) -> jax.Array:
 
 
 def _check(x: jax.Array) -> None:
+    """Raise ``ValueError`` unless ``x`` is ``(N, H, W, C)`` with ``H, W >= 2`` (before any tracing)."""
     if x.ndim != 4:
         raise ValueError(f"max_pool_2x2: x must be (N, H, W, C), got shape {x.shape}")
     if x.shape[1] < 2 or x.shape[2] < 2:
