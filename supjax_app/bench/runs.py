@@ -42,6 +42,7 @@ from supjax_app.train.loop import fit, init_state, make_predict, make_train_step
 __all__ = [
     "CNN4_SHAPES",
     "QUICK_ARGS",
+    "bare_step_timer",
     "fit_seconds_per_step",
     "measure_compile_ratio",
     "measure_quick_seconds",
@@ -188,7 +189,17 @@ def fit_seconds_per_step(
     return history.seconds / steps
 
 
-def _bare_step(image_shape: Sequence[int]) -> tuple[Callable, Any, optax.OptState]:
+def bare_step_timer(image_shape: Sequence[int], batch_size: int, steps: int, seed: int = 0) -> Callable[[int], float]:
+    """A timer of LeNet5's bare jitted SGD step, the floor of any fit loop on the same shapes.
+
+    Compiles the step (no suppression, ``optax.sgd(0.05)``) and puts ``steps`` random batches on
+    the device, then returns ``timer(round) -> seconds per step``: the step called in a Python loop
+    over those batches, from the same initial weights each round.
+
+    >>> timer = bare_step_timer((8, 8, 1), 4, 3)
+    >>> timer(0) > 0
+    True
+    """
     apply_fn, params, _ = _lenet_apply(image_shape)
     tx = optax.sgd(0.05)
 
@@ -200,7 +211,21 @@ def _bare_step(image_shape: Sequence[int]) -> tuple[Callable, Any, optax.OptStat
         updates, opt_state = tx.update(jax.grad(loss)(p), opt_state, p)
         return optax.apply_updates(p, updates), opt_state
 
-    return step, params, tx.init(params)
+    opt_state = tx.init(params)
+    x, y = _random_data(steps * batch_size, image_shape, seed)
+    batches = [(jax.device_put(x[i * batch_size:(i + 1) * batch_size]),
+                jax.device_put(y[i * batch_size:(i + 1) * batch_size])) for i in range(steps)]
+    jax.block_until_ready(step(params, opt_state, *batches[0]))
+
+    def timer(_round: int) -> float:
+        p, s = params, opt_state
+        start = time.perf_counter()
+        for xb, yb in batches:
+            p, s = step(p, s, xb, yb)
+        jax.block_until_ready(p)
+        return (time.perf_counter() - start) / steps
+
+    return timer
 
 
 def measure_train_loop_ratio(counts: Counts, seed: int = 0) -> dict[str, Any]:
@@ -213,20 +238,7 @@ def measure_train_loop_ratio(counts: Counts, seed: int = 0) -> dict[str, Any]:
     shape, batch = (28, 28, 1), 32
     steps = 20 if counts.quick else 300
     rounds = 1 if counts.quick else 5
-    step, params, opt_state = _bare_step(shape)
-    x, y = _random_data(steps * batch, shape, seed)
-    batches = [(jax.device_put(x[i * batch:(i + 1) * batch]), jax.device_put(y[i * batch:(i + 1) * batch]))
-               for i in range(steps)]
-    jax.block_until_ready(step(params, opt_state, *batches[0]))
-
-    def bare(_round: int) -> float:
-        p, s = params, opt_state
-        start = time.perf_counter()
-        for xb, yb in batches:
-            p, s = step(p, s, xb, yb)
-        jax.block_until_ready(p)
-        return (time.perf_counter() - start) / steps
-
+    bare = bare_step_timer(shape, batch, steps, seed)
     times = interleave({"fit": lambda r: fit_seconds_per_step(shape, batch, steps, None, seed), "bare": bare}, rounds)
     return {
         **stats(paired_ratios(times["fit"], times["bare"])),

@@ -33,3 +33,7 @@ def test_tutorial_speedup_runs_and_is_registered(reference):
     detail = fig["detail"]
     assert detail["reference_step_ms"]["median"] > 0 and detail["ours_step_ms"]["median"] > 0
     assert detail["steps"] == detail["interval"] == 15
+    # the ceiling: the reference's step over the bare dense step, round by round (one round here)
+    assert detail["bare_step_ms"]["samples"] == detail["ceiling"]["samples"] == 1
+    assert detail["ceiling"]["median"] == pytest.approx(
+        detail["reference_step_ms"]["median"] / detail["bare_step_ms"]["median"])
