@@ -20,18 +20,15 @@ Run from the repository root, once per rotation (0, 1, 2), in the core environme
 from __future__ import annotations
 
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 
 import supjax.transform as transform
 from supjax.layers import select_layers
 from supjax.operation import GroupedResult
-from supjax_app.bench.runs import _compile_seconds, _lenet_apply
-from supjax_app.train.loop import init_state, make_train_step
+from supjax_app.bench.runs import _compile_seconds, _lenet_apply, _step_compile_seconds
 
 ARMS = ("dense", "masks", "scaffold", "full")
 SHAPE = (28, 28, 1)
@@ -68,21 +65,11 @@ def fixed_masks(rules) -> optax.GradientTransformationExtraArgs:
     return optax.GradientTransformationExtraArgs(init, update)
 
 
-def masks_seconds(apply_fn, params, rules) -> float:
-    """Lower and compile the ``masks`` arm's step, as ``_compile_seconds`` does the others."""
-    tx = optax.chain(optax.sgd(0.05), fixed_masks(rules))
-    step = make_train_step(apply_fn, tx, [str(r.pattern) for r in rules])
-    state = init_state(params, tx, jax.random.PRNGKey(0), 0)
-    x, y = np.zeros((32, *SHAPE), np.float32), np.zeros(32, np.int32)
-    jax.clear_caches()
-    start = time.perf_counter()
-    step.lower(state, x, y).compile()
-    return time.perf_counter() - start
-
-
 def arm_seconds(arm: str, apply_fn, params, rules, shipped) -> float:
+    """Seconds to lower and compile ``arm``'s step, as ``supjax bench``'s compile_ratio times it."""
     if arm == "masks":
-        return masks_seconds(apply_fn, params, rules)
+        tx = optax.chain(optax.sgd(0.05), fixed_masks(rules))
+        return _step_compile_seconds(apply_fn, params, tx, [str(r.pattern) for r in rules], SHAPE)[0]
     transform.grouped_operation = trivial_operation if arm == "scaffold" else shipped
     try:
         return _compile_seconds(apply_fn, params, rules, arm != "dense", SHAPE)[0]

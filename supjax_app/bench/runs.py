@@ -89,7 +89,13 @@ def _compile_seconds(apply_fn: Callable, params: Any, rules: Sequence[LayerRule]
     schedule = SuppressSchedule.from_steps(100, 1099, 100)
     tx = (optax.chain(optax.sgd(0.05), suppress(rules, schedule, fuse_layers=fuse_layers)) if suppressed
           else optax.sgd(0.05))
-    step = make_train_step(apply_fn, tx, [str(r.pattern) for r in rules])
+    return _step_compile_seconds(apply_fn, params, tx, [str(r.pattern) for r in rules], image_shape)
+
+
+def _step_compile_seconds(apply_fn: Callable, params: Any, tx: optax.GradientTransformation, watch: Sequence[str],
+                          image_shape: Sequence[int]) -> tuple[float, float, int]:
+    """:func:`_compile_seconds` for any ``tx``: the train step (batch 32) with in-memory caches cleared."""
+    step = make_train_step(apply_fn, tx, watch)
     state = init_state(params, tx, jax.random.PRNGKey(0), 0)
     x, y = np.zeros((32, *image_shape), np.float32), np.zeros(32, np.int32)
     jax.clear_caches()
